@@ -1,0 +1,25 @@
+# `make demo` and `make test` set everything up from nothing: a .venv with the package installed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[serve,dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests
+
+test: $(STAMP) lint
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/personvlm demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo_results.html

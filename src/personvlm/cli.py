@@ -1,0 +1,19 @@
+"""The one ``personvlm`` command. Each feature area owns a Typer sub-app in its own module;
+this file only wires them together so ``personvlm --help`` lists everything."""
+
+from __future__ import annotations
+
+import typer
+
+from personvlm.data.cli import app as data_app
+
+app = typer.Typer(
+    help="PersonVLM: describe people in surveillance crops (structured attributes + caption).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(data_app, name="data", help="Synthetic data, MSP60K loading, caption parsing and data checks.")
+
+
+if __name__ == "__main__":
+    app()
