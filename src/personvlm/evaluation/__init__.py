@@ -1,0 +1,1 @@
+"""Evaluation: caption metrics (COCO toolkit compatible), attribute metrics and the HTML report."""
