@@ -1,0 +1,124 @@
+"""Attribute heads: one classifier per schema attribute on attention-pooled visual tokens.
+
+Each attribute has its own learned query that pools the visual tokens (so ``upper_color`` can look
+at the upper cells and ``shoes_type`` at the bottom ones) followed by a linear classifier.
+
+Exclusive attributes get a softmax over their *real* values; ``unknown`` is not a class but a
+decision: the answer becomes ``unknown`` when its confidence is below the attribute's calibrated
+threshold (``ModelConfig.unknown_thresholds``). Multi-label attributes (bags, held, pose) get one
+sigmoid per value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from personvlm.schema import ATTRIBUTES, UNKNOWN, AttributeValue
+
+IGNORE_INDEX = -100
+
+
+class AttributeHeads(nn.Module):
+    """``visual [B, N, D]`` -> ``{attribute: logits [B, len(values)]}``."""
+
+    def __init__(self, width: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.names = [a.name for a in ATTRIBUTES]
+        self.queries = nn.Parameter(torch.randn(len(ATTRIBUTES), width) * 0.02)
+        self.pool = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(width)
+        self.classifiers = nn.ModuleDict({a.name: nn.Linear(width, len(a.values)) for a in ATTRIBUTES})
+
+    def forward(self, visual: Tensor) -> dict[str, Tensor]:
+        q = self.queries.unsqueeze(0).expand(visual.shape[0], -1, -1)
+        pooled, _ = self.pool(q, visual, visual, need_weights=False)
+        pooled = self.norm(pooled + q)
+        return {name: self.classifiers[name](pooled[:, i]) for i, name in enumerate(self.names)}
+
+
+def head_losses(logits: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Per-attribute loss; attributes whose targets are all ignored contribute nothing (not NaN).
+
+    Exclusive targets: LongTensor ``[B]`` class index into ``Attribute.values``, ``-100`` = ignore.
+    Multi-label targets: FloatTensor ``[B, K]`` of 0/1, a row of NaN = ignore.
+    """
+    losses: dict[str, Tensor] = {}
+    for attr in ATTRIBUTES:
+        if attr.name not in targets:
+            continue
+        out, target = logits[attr.name], targets[attr.name].to(logits[attr.name].device)
+        if attr.multi:
+            keep = ~torch.isnan(target).any(dim=1)
+            if keep.any():
+                losses[attr.name] = F.binary_cross_entropy_with_logits(out[keep], target[keep].float())
+        elif (target != IGNORE_INDEX).any():
+            losses[attr.name] = F.cross_entropy(out, target.long(), ignore_index=IGNORE_INDEX)
+    return losses
+
+
+def head_confidences(logits: Mapping[str, Tensor]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{attribute: (prediction, confidence)}`` per row.
+
+    Exclusive: predicted class index and its softmax probability. Multi-label: a ``[B, K]`` 0/1
+    matrix and the probability of the *least certain* of its K yes/no decisions.
+    """
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for attr in ATTRIBUTES:
+        x = logits[attr.name].float()
+        if attr.multi:
+            p = torch.sigmoid(x)
+            out[attr.name] = ((p > 0.5).int().cpu().numpy(), torch.maximum(p, 1 - p).min(dim=1).values.cpu().numpy())
+        else:
+            conf, idx = x.softmax(dim=-1).max(dim=-1)
+            out[attr.name] = (idx.cpu().numpy(), conf.cpu().numpy())
+    return out
+
+
+def decide(logits: Mapping[str, Tensor], thresholds: Mapping[str, float]) -> list[dict[str, AttributeValue]]:
+    """Turn head logits into per-row attribute values; below the threshold the value is ``unknown``
+    (it keeps the confidence, so a caller can see how close it was)."""
+    rows: list[dict[str, AttributeValue]] = []
+    decided = head_confidences(logits)
+    batch = next(iter(decided.values()))[1].shape[0]
+    for b in range(batch):
+        row: dict[str, AttributeValue] = {}
+        for attr in ATTRIBUTES:
+            pred, conf = decided[attr.name]
+            c = float(conf[b])
+            if c < thresholds.get(attr.name, 0.0):
+                row[attr.name] = AttributeValue(UNKNOWN, c)
+            elif attr.multi:
+                row[attr.name] = AttributeValue(tuple(v for v, on in zip(attr.values, pred[b], strict=True) if on), c)
+            else:
+                row[attr.name] = AttributeValue(attr.values[int(pred[b])], c)
+        rows.append(row)
+    return rows
+
+
+def calibrate_thresholds(confidence: Mapping[str, np.ndarray], correct: Mapping[str, np.ndarray],
+                         target_accuracy: float = 0.9) -> dict[str, float]:
+    """Per attribute, the lowest confidence threshold at which answered rows reach ``target_accuracy``.
+
+    Lowest, because every ``unknown`` is a lost answer: the model abstains only as much as it needs
+    to be right ``target_accuracy`` of the time it speaks. Attributes that already meet the target
+    get 0.0; ones that never do get the threshold with the best accuracy on what is left.
+    """
+    thresholds: dict[str, float] = {}
+    for name, conf in confidence.items():
+        ok = np.asarray(correct[name], dtype=float)
+        order = np.argsort(-np.asarray(conf))
+        conf_sorted, ok_sorted = np.asarray(conf)[order], ok[order]
+        if len(conf_sorted) == 0 or ok.mean() >= target_accuracy:
+            thresholds[name] = 0.0
+            continue
+        # Accuracy of the k most confident answers, for k = 1..n.
+        acc = np.cumsum(ok_sorted) / np.arange(1, len(ok_sorted) + 1)
+        good = np.nonzero(acc >= target_accuracy)[0]
+        k = good[-1] if len(good) else int(np.argmax(acc))
+        thresholds[name] = float(conf_sorted[k])
+    return thresholds

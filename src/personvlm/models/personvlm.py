@@ -1,0 +1,123 @@
+"""PersonVLM: image -> encoder feature map -> visual tokens -> (attribute heads, caption decoder).
+
+The public surface is what training, generation and the Describer use:
+``encode_images``, ``encode_features``/``visual_tokens`` (so a frozen encoder's maps can be cached),
+``head_logits``, ``decode`` (KV-cached) and ``compute_loss``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from personvlm.models.config import MAX_PARAMETERS, ConfigError, ModelConfig
+from personvlm.models.decoder import CaptionDecoder, KVCache
+from personvlm.models.encoders import Encoder, build_encoder
+from personvlm.models.heads import IGNORE_INDEX, AttributeHeads, head_losses
+from personvlm.models.visual_tokens import VisualTokens
+
+COMPONENTS = ("encoder", "visual_tokens", "heads", "decoder")
+
+
+def _build_components(config: ModelConfig, load_weights: bool) -> dict[str, nn.Module]:
+    encoder = build_encoder(
+        config.encoder,
+        pretrained=config.pretrained and load_weights,
+        weights=config.encoder_weights if load_weights else None,
+    )
+    if config.freeze_stages:
+        encoder.freeze(config.freeze_stages)
+    return {
+        "encoder": encoder,
+        "visual_tokens": VisualTokens(encoder.out_channels, config.width, config.grid, config.dropout),
+        "heads": AttributeHeads(config.width, config.heads, config.dropout),
+        "decoder": CaptionDecoder(config.vocab_size, config.width, config.layers, config.heads, config.mlp_ratio,
+                                  config.max_len, config.dropout),
+    }
+
+
+def _count(module: nn.Module) -> tuple[int, int]:
+    params = list(module.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def parameter_report(config: ModelConfig) -> dict[str, tuple[int, int]]:
+    """``{component: (total, trainable)}`` for ``config``, counted on the meta device (no memory, no weights)."""
+    with torch.device("meta"):
+        parts = _build_components(config, load_weights=False)
+    return {name: _count(module) for name, module in parts.items()}
+
+
+def check_parameter_budget(config: ModelConfig) -> int:
+    """Refuse configurations over the product's 100M-parameter bound before allocating anything."""
+    total = sum(t for t, _ in parameter_report(config).values())
+    if total > MAX_PARAMETERS:
+        raise ConfigError(
+            f"configuration has {total / 1e6:.1f}M parameters, over the {MAX_PARAMETERS / 1e6:.0f}M limit; "
+            "reduce width, layers, vocab_size or choose a smaller encoder"
+        )
+    return total
+
+
+class PersonVLM(nn.Module):
+    """The whole model; ``load_weights=False`` skips the encoder's pretrained weights (checkpoint loads)."""
+
+    def __init__(self, config: ModelConfig, load_weights: bool = True) -> None:
+        super().__init__()
+        check_parameter_budget(config)
+        self.config = config
+        parts = _build_components(config, load_weights)
+        self.encoder: Encoder = parts["encoder"]  # type: ignore[assignment]
+        self.visual_tokens: VisualTokens = parts["visual_tokens"]  # type: ignore[assignment]
+        self.heads: AttributeHeads = parts["heads"]  # type: ignore[assignment]
+        self.decoder: CaptionDecoder = parts["decoder"]  # type: ignore[assignment]
+
+    def encode_features(self, images: Tensor) -> Tensor:
+        """Encoder feature map ``[B, C, h, w]``: what a frozen-encoder feature cache stores."""
+        return self.encoder(images)
+
+    def encode_images(self, images: Tensor) -> Tensor:
+        """ImageNet-normalised ``[B, 3, H, W]`` -> visual tokens ``[B, N, D]``."""
+        return self.visual_tokens(self.encode_features(images))
+
+    def head_logits(self, visual: Tensor) -> dict[str, Tensor]:
+        return self.heads(visual)
+
+    def decode(self, input_ids: Tensor, visual: Tensor, cache: KVCache | None = None) -> tuple[Tensor, KVCache]:
+        """Logits for ``input_ids`` given the tokens already in ``cache`` (a new cache when ``None``).
+
+        With a cache, pass only the new tokens; cross-attention keys/values of ``visual`` are
+        computed on the first call and kept in the cache.
+        """
+        return self.decoder(input_ids, visual, cache)
+
+    def compute_loss(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Caption cross-entropy (label smoothing) + attribute head losses, weighted by the config.
+
+        ``batch``: ``images`` [B,3,H,W] or ``features`` [B,C,h,w]; ``input_ids``/``target_ids``
+        [B,T] (``-100`` targets ignored); ``head_targets`` (see ``heads.head_losses``). Returns
+        ``loss`` (total), ``caption``, ``heads`` and ``head/<attribute>`` parts.
+        """
+        if "features" in batch:
+            visual = self.visual_tokens(batch["features"])
+        elif "images" in batch:
+            visual = self.encode_images(batch["images"])
+        else:
+            raise KeyError("batch needs 'images' [B,3,H,W] or cached encoder 'features' [B,C,h,w]")
+        logits, _ = self.decode(batch["input_ids"], visual)
+        caption = F.cross_entropy(
+            logits.flatten(0, 1), batch["target_ids"].flatten(), ignore_index=IGNORE_INDEX,
+            label_smoothing=self.config.label_smoothing,
+        )
+        parts = head_losses(self.head_logits(visual), batch.get("head_targets", {}))
+        heads = torch.stack(list(parts.values())).mean() if parts else caption.new_zeros(())
+        out = {
+            "loss": self.config.caption_weight * caption + self.config.head_weight * heads,
+            "caption": caption.detach(),
+            "heads": heads.detach(),
+        }
+        out.update({f"head/{name}": value.detach() for name, value in parts.items()})
+        return out
