@@ -1,0 +1,66 @@
+"""Logit processors shared by greedy, sampling and beam search: each works row by row on ``[R, V]``.
+
+They only ever look at a row's own history, which is what keeps decoding batch-independent.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
+    """CTRL-style penalty on tokens already generated (``seen``: bool ``[R, V]``)."""
+    if penalty == 1.0:
+        return logits
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+
+
+def banned_ngram_tokens(history: list[int], n: int) -> set[int]:
+    """Tokens that would repeat an ``n``-gram already in ``history``."""
+    if n <= 0 or len(history) < n - 1:
+        return set()
+    if n == 1:
+        return set(history)
+    prefix = history[len(history) - n + 1:]
+    return {history[i + n - 1] for i in range(len(history) - n + 1) if history[i:i + n - 1] == prefix}
+
+
+def allowed_tokens(
+    vocab_size: int, histories: list[list[int]], n: int, grammar: list[Tensor | None], eos_id: int
+) -> Tensor | None:
+    """Bool ``[R, V]`` of tokens each row may emit, or None when nothing is restricted.
+
+    The grammar mask (constrained decoding) is binding; the no-repeat-ngram ban yields where it
+    would leave a row with no legal token, and never bans ``<eos>``.
+    """
+    if n <= 0 and all(g is None for g in grammar):
+        return None
+    rows = []
+    for history, mask in zip(histories, grammar, strict=True):
+        row = torch.ones(vocab_size, dtype=torch.bool) if mask is None else mask.clone()
+        banned = banned_ngram_tokens(history, n) - {eos_id}
+        if banned:
+            trial = row.clone()
+            trial[list(banned)] = False
+            if trial.any():
+                row = trial
+        rows.append(row)
+    return torch.stack(rows)
+
+
+def filter_top_k_top_p(logits: Tensor, top_k: int, top_p: float) -> Tensor:
+    """Keep the ``top_k`` best tokens and the smallest set whose probability reaches ``top_p``."""
+    if top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, -torch.inf)
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        before = probs.cumsum(dim=-1) - probs  # probability mass strictly before each token
+        drop_sorted = before >= top_p
+        drop_sorted[..., 0] = False  # always keep the best token
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, -torch.inf)
+    return logits
