@@ -1,0 +1,355 @@
+"""The HTTP API (FastAPI): describe images, search stored descriptions, health and metrics.
+
+``create_app(describer, settings)`` builds the app; ``personvlm serve`` runs it under uvicorn.
+Routes stay thin: they read the request with ``personvlm.serving.uploads`` (size limit,
+content sniffing, 4xx errors), push each image through the shared ``MicroBatcher`` so that
+concurrent requests share model calls, and answer with the pydantic models of
+``personvlm.serving.api_models`` (which are also the OpenAPI contract at ``/docs``).
+Every error is JSON ``{"error": code, "detail": message}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from personvlm.schema import STYLES, PersonDescription
+from personvlm.serving.api_models import (
+    BatchDescribeJSON,
+    BatchDescribeResponse,
+    BatchItemResult,
+    DescribeJSON,
+    DescribeResult,
+    ErrorBody,
+    Health,
+)
+from personvlm.serving.batcher import BatcherError, MicroBatcher
+from personvlm.serving.config import Settings
+from personvlm.serving.metrics import BatcherMetrics, HttpMetrics, render
+from personvlm.serving.uploads import (
+    ApiError,
+    Upload,
+    body_limit,
+    check_style,
+    decode_base64,
+    decode_upload,
+    media_type,
+    parse_form,
+    parse_json,
+    read_body,
+)
+
+log = logging.getLogger(__name__)
+
+# Images per /v1/describe/batch request; larger sets should be split (or sent to the queue).
+MAX_BATCH_ITEMS = 64
+
+
+class DescriberLike(Protocol):
+    """The part of ``personvlm.describer.Describer`` the service uses."""
+
+    model_version: str
+    max_batch: int
+
+    def describe(self, images: Sequence[Image.Image], style: str = "compact") -> list[PersonDescription]: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image waiting in the batcher, with the caption style its request asked for."""
+
+    image: Image.Image
+    style: str
+
+
+def describe_jobs(describer: DescriberLike, jobs: list[Job]) -> list[PersonDescription]:
+    """The batch function: one model call per caption style present, results in input order."""
+    by_index: dict[int, PersonDescription] = {}
+    for style in dict.fromkeys(job.style for job in jobs):
+        index = [i for i, job in enumerate(jobs) if job.style == style]
+        descriptions = describer.describe([jobs[i].image for i in index], style=style)
+        by_index.update(zip(index, descriptions, strict=True))
+    return [by_index[i] for i in range(len(jobs))]
+
+
+@dataclass
+class Service:
+    """Everything the routes share; one per app, reachable as ``request.app.state.service``."""
+
+    describer: DescriberLike
+    settings: Settings
+    batcher: MicroBatcher[Job, PersonDescription]
+    http_metrics: HttpMetrics
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="Required when the server has PERSONVLM_API_KEY set")
+
+
+def require_api_key(
+    service: ServiceDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """401 unless the request carries ``Authorization: Bearer <key>`` matching the configured key."""
+    expected = service.settings.api_key
+    if not expected:
+        return
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise ApiError(401, "unauthorized", "missing 'Authorization: Bearer <API key>' header", challenge)
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise ApiError(401, "unauthorized", "invalid API key", challenge)
+
+
+# --- request handling, as plain functions the routes call ------------------------------------------
+async def run_job(service: Service, upload: Upload, style: str, started: float) -> DescribeResult:
+    """Decode, describe through the batcher, and package one upload (raising ``ApiError``)."""
+    image = await decode_upload(upload, service.settings.max_upload_bytes)
+    try:
+        desc = await service.batcher.submit(Job(image, style), timeout_s=service.settings.request_timeout_ms / 1000.0)
+    except BatcherError as exc:
+        raise ApiError(503, "overloaded", str(exc), {"Retry-After": str(int(exc.retry_after))}) from None
+    except Exception as exc:
+        log.exception("inference failed for %s", upload.source)
+        raise ApiError(500, "inference_failed", f"the model failed on {upload.source}: {exc}") from None
+    return DescribeResult.build(
+        desc,
+        model_version=service.describer.model_version,
+        latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+        event_id=upload.event.get("event_id"),
+    )
+
+
+async def read_describe_request(request: Request, settings: Settings) -> tuple[Upload, str]:
+    kind = media_type(request)
+    body = await read_body(request, body_limit(settings.max_upload_bytes))
+    if kind == "application/json":
+        req = parse_json(body, DescribeJSON)
+        event = req.model_dump(exclude={"image_base64", "style"}, exclude_none=True)
+        return Upload(decode_base64(req.image_base64, "image_base64"), "image_base64", event), check_style(
+            req.style, settings.style
+        )
+    uploads, fields = await parse_form(request, body)
+    if len(uploads) > 1:
+        raise ApiError(400, "invalid_request", f"{len(uploads)} 'image' parts; use /v1/describe/batch for several")
+    upload = uploads[0]
+    upload.event = {k: fields[k] for k in ("event_id", "camera_id", "track_id") if fields.get(k)}
+    return upload, check_style(fields.get("style"), settings.style)
+
+
+async def read_batch_request(request: Request, settings: Settings) -> tuple[list[Upload], str]:
+    kind = media_type(request)
+    body = await read_body(request, body_limit(settings.max_upload_bytes, MAX_BATCH_ITEMS))
+    if kind == "application/json":
+        req = parse_json(body, BatchDescribeJSON)
+        uploads = [
+            Upload(
+                decode_base64(item.image_base64, f"items[{i}].image_base64"),
+                f"items[{i}]",
+                item.model_dump(exclude={"image_base64"}, exclude_none=True),
+            )
+            for i, item in enumerate(req.items)
+        ]
+        style = req.style
+    else:
+        uploads, fields = await parse_form(request, body)
+        style = fields.get("style")
+    if len(uploads) > MAX_BATCH_ITEMS:
+        raise ApiError(413, "too_many_images", f"{len(uploads)} images; at most {MAX_BATCH_ITEMS} per batch request")
+    return uploads, check_style(style, settings.style)
+
+
+async def describe_many(service: Service, uploads: list[Upload], style: str, started: float) -> list[BatchItemResult]:
+    """Every upload through the batcher at once; a failing image gets an error entry, not a 4xx."""
+
+    async def one(i: int, upload: Upload) -> BatchItemResult:
+        try:
+            return BatchItemResult(index=i, result=await run_job(service, upload, style, started))
+        except ApiError as exc:
+            return BatchItemResult(index=i, error=ErrorBody(error=exc.error, detail=exc.detail))
+
+    return list(await asyncio.gather(*(one(i, u) for i, u in enumerate(uploads))))
+
+
+def readiness(service: Service) -> tuple[int, Health]:
+    if not service.batcher.running:
+        return 503, Health(status="unavailable", detail="the batcher is not running (starting or shutting down)")
+    return 200, Health(
+        status="ready", model_version=service.describer.model_version, queue_depth=service.batcher.queue_depth
+    )
+
+
+# --- the app ---------------------------------------------------------------------------------------
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "Malformed JSON, multipart or base64, or a missing image",
+        401: "Missing or wrong API key",
+        413: "Body, image file or image dimensions too large",
+        415: "Content-Type is not multipart/form-data or application/json",
+        422: "Not a usable image (not an image, truncated, empty, decompression bomb) or unknown style",
+        503: "Overloaded (queue full or deadline passed) or not ready; see Retry-After",
+    }.items()
+}
+
+
+def _upload_body(json_model: type, many: bool) -> dict[str, Any]:
+    """OpenAPI for a body that is multipart or JSON (FastAPI cannot infer both for one route)."""
+    image = {"type": "string", "format": "binary"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image"],
+                        "properties": {
+                            "image": {"type": "array", "items": image} if many else image,
+                            "style": {"type": "string", "enum": list(STYLES)},
+                            **({} if many else {k: {"type": "string"} for k in ("event_id", "camera_id", "track_id")}),
+                        },
+                    }
+                },
+                "application/json": {"schema": json_model.model_json_schema(ref_template="#/components/schemas/{model}")},
+            },
+        }
+    }
+
+
+def _error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorBody(error=error, detail=detail).model_dump(), status_code=status, headers=headers)
+
+
+def create_app(describer: DescriberLike, settings: Settings | None = None) -> FastAPI:
+    """A ready-to-run app around ``describer``; the batcher starts and drains with the app's lifespan."""
+    settings = settings or Settings()
+    batcher_metrics = BatcherMetrics()
+    service = Service(
+        describer=describer,
+        settings=settings,
+        batcher=MicroBatcher(
+            lambda jobs: describe_jobs(describer, jobs),
+            max_batch=max(1, min(settings.max_batch, describer.max_batch)),
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.queue_size,
+            timeout_s=settings.request_timeout_ms / 1000.0,
+            metrics=batcher_metrics,
+            name="describe-batcher",
+        ),
+        http_metrics=HttpMetrics(batcher_metrics.registry),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.batcher.start()
+        log.info(
+            "serving model %s: max_batch=%d max_wait_ms=%s queue_size=%d auth=%s",
+            describer.model_version, service.batcher.max_batch, settings.max_wait_ms, settings.queue_size,
+            "on" if settings.api_key else "off",
+        )
+        try:
+            yield
+        finally:
+            await service.batcher.stop(drain=True)
+
+    app = FastAPI(
+        title="PersonVLM",
+        version="1",
+        summary="Structured descriptions and captions of people in surveillance crops",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    _install_error_handlers(app)
+    _install_http_metrics(app, service.http_metrics)
+    auth = [Depends(require_api_key)]
+
+    @app.post(
+        "/v1/describe", response_model=DescribeResult, dependencies=auth, responses=_ERRORS,
+        openapi_extra=_upload_body(DescribeJSON, many=False), summary="Describe one image",
+    )
+    async def describe(request: Request, service: ServiceDep) -> DescribeResult:
+        """Multipart (`image` file part) or JSON (`image_base64`); optional `style` and event metadata."""
+        started = time.perf_counter()
+        upload, style = await read_describe_request(request, service.settings)
+        return await run_job(service, upload, style, started)
+
+    @app.post(
+        "/v1/describe/batch", response_model=BatchDescribeResponse, dependencies=auth, responses=_ERRORS,
+        openapi_extra=_upload_body(BatchDescribeJSON, many=True), summary="Describe several images",
+    )
+    async def describe_batch(request: Request, service: ServiceDep) -> BatchDescribeResponse:
+        """Up to 64 images; each result has `result` or its own `error`, so one bad image fails alone."""
+        started = time.perf_counter()
+        uploads, style = await read_batch_request(request, service.settings)
+        results = await describe_many(service, uploads, style, started)
+        return BatchDescribeResponse(
+            results=results,
+            latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+            model_version=service.describer.model_version,
+        )
+
+    @app.get("/healthz", response_model=Health, response_model_exclude_none=True, summary="Liveness: the process answers")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}}, summary="Readiness")
+    async def readyz(service: ServiceDep) -> JSONResponse:
+        status, health = readiness(service)
+        return JSONResponse(health.model_dump(exclude_none=True), status_code=status)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics(service: ServiceDep) -> Response:
+        payload, content_type = render(service.http_metrics.registry)
+        return Response(payload, media_type=content_type)
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """One JSON error shape for our errors, FastAPI's validation errors and Starlette's 404/405."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc.status, exc.error, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        return _error_response(422, "invalid_request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+
+def _install_http_metrics(app: FastAPI, metrics: HttpMetrics) -> None:
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        metrics.seconds.labels(path).observe(time.perf_counter() - start)
+        return response

@@ -1,0 +1,94 @@
+"""The HTTP API's contract: request and response bodies as pydantic models.
+
+They are what FastAPI validates and what the OpenAPI document (``/docs``) shows, so a client
+author reads this file (or ``/openapi.json``) and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from personvlm.schema import PersonDescription
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: a stable machine-readable ``error`` code and a human ``detail``."""
+
+    error: str = Field(examples=["invalid_image"])
+    detail: str = Field(examples=["upload 'image': not an image (content is not a format Pillow can read)"])
+
+
+class EventFields(BaseModel):
+    """Optional tracker metadata; with ``event_id`` and a configured store the result is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str | None = Field(None, max_length=200, description="Store the result under this id (upsert)")
+    camera_id: str | None = Field(None, max_length=200)
+    track_id: str | None = Field(None, max_length=200)
+    ts: float | None = Field(None, description="Event time, seconds since the Unix epoch")
+
+
+class DescribeJSON(EventFields):
+    """``POST /v1/describe`` with ``Content-Type: application/json``."""
+
+    image_base64: str = Field(description="The encoded image (JPEG, PNG, WebP, ...) in standard base64")
+    style: str | None = Field(None, description="Caption style: compact or natural (default: server's style)")
+
+
+class BatchItemJSON(EventFields):
+    image_base64: str
+
+
+class BatchDescribeJSON(BaseModel):
+    """``POST /v1/describe/batch`` with ``Content-Type: application/json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItemJSON] = Field(min_length=1)
+    style: str | None = None
+
+
+class AttributeOut(BaseModel):
+    value: str | list[str] = Field(description="A schema value, 'unknown', or a list for multi-label attributes")
+    confidence: float
+
+
+class DescribeResult(BaseModel):
+    """One image's structured description and caption."""
+
+    attributes: dict[str, AttributeOut]
+    caption: str
+    style: str
+    model_version: str
+    latency_ms: float = Field(description="Server time for this request: decode, queue and inference")
+    event_id: str | None = None
+    stored: bool = Field(False, description="True when the result was written to the store")
+
+    @classmethod
+    def build(cls, desc: PersonDescription, **fields: Any) -> DescribeResult:
+        data = desc.to_dict()
+        return cls(attributes=data["attributes"], caption=desc.caption, style=desc.style, **fields)
+
+
+class BatchItemResult(BaseModel):
+    """A batch entry: ``result`` or ``error``, so one bad image does not fail the others."""
+
+    index: int
+    result: DescribeResult | None = None
+    error: ErrorBody | None = None
+
+
+class BatchDescribeResponse(BaseModel):
+    results: list[BatchItemResult]
+    latency_ms: float
+    model_version: str
+
+
+class Health(BaseModel):
+    status: str
+    model_version: str | None = None
+    queue_depth: int | None = None
+    detail: str | None = None

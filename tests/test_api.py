@@ -1,0 +1,319 @@
+"""HTTP API: valid requests, every kind of bad input (each followed by a valid request, so the
+server demonstrably keeps serving), auth, overload, health and metrics. The bad-input table runs
+both in-process (TestClient) and against a real uvicorn server on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from personvlm.schema import NAMES, PersonDescription, to_compact
+from personvlm.serving.api import Job, create_app, describe_jobs
+from personvlm.serving.config import Settings
+
+API_KEY = "test-key-123"
+MAX_UPLOAD = 200_000
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+class FakeDescriber:
+    """Deterministic stand-in for the model: the upper colour is the image's dominant channel."""
+
+    model_version = "fake-1"
+    max_batch = 32
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls: list[tuple[int, str]] = []
+
+    def describe(self, images: Sequence[Image.Image], style: str = "compact") -> list[PersonDescription]:
+        self.calls.append((len(images), style))
+        time.sleep(self.delay)
+        out = []
+        for img in images:
+            r, g, b = img.convert("RGB").resize((1, 1)).getpixel((0, 0))
+            colour = {0: "red", 1: "green", 2: "blue"}[max(range(3), key=(r, g, b).__getitem__)]
+            desc = PersonDescription.from_values({"gender": "male", "upper_color": colour}, confidence=0.8)
+            out.append(desc.replace(caption=to_compact(desc), style=style))
+        return out
+
+
+# --- inputs ------------------------------------------------------------------------------------
+def jpeg(colour: tuple[int, int, int] = (200, 20, 20), size: tuple[int, int] = (64, 128)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def png_bytes(colour: tuple[int, int, int] = (20, 20, 200)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (48, 96), colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def raw_png(width: int, height: int, idat: bytes, bit_depth: int = 8) -> bytes:
+    """A grayscale PNG assembled by hand, so it can claim any size."""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def png_bomb(side: int = 20_000) -> bytes:
+    """A real 1-bit side x side PNG of zeros: ~50 KB on the wire, 400 M pixels (1.2 GB RGB) decoded.
+    Compressed row by row so the test never holds the 50 MB of raw scanlines."""
+    row = bytes(1 + side // 8)  # filter byte + packed bits
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    return raw_png(side, side, idat, bit_depth=1)
+
+
+BOMB = png_bomb()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def multipart(data: bytes, name: str = "person.jpg", ctype: str = "image/jpeg", **fields: str) -> dict[str, Any]:
+    return {"files": {"image": (name, data, ctype)}, "data": fields}
+
+
+# (id, request kwargs, headers, status, error code, text the detail must contain)
+BAD_INPUTS: list[tuple[str, dict[str, Any], dict[str, str], int, str, str]] = [
+    ("non-image bytes", multipart(b"%PDF-1.4 definitely not a picture"), AUTH, 422, "invalid_image",
+     "not an image"),
+    ("truncated jpeg", multipart(jpeg()[:300]), AUTH, 422, "invalid_image", "truncated"),
+    ("0x0 png", multipart(raw_png(0, 0, zlib.compress(b"")), "empty.png", "image/png"), AUTH, 422,
+     "invalid_image", "upload 'image' (empty.png)"),
+    ("png bomb", multipart(BOMB, "bomb.png", "image/png"), AUTH, 422, "invalid_image", "decompression bomb"),
+    ("oversize upload", multipart(b"\xff\xd8" + bytes(MAX_UPLOAD + 10)), AUTH, 413, "payload_too_large",
+     f"the limit is {MAX_UPLOAD}"),
+    ("oversize json", {"json": {"image_base64": b64(bytes(MAX_UPLOAD * 2))}}, AUTH, 413, "payload_too_large",
+     "request body is"),
+    ("wrong content type", {"content": jpeg()}, {**AUTH, "Content-Type": "image/jpeg"}, 415,
+     "unsupported_media_type", "'image/jpeg' is not accepted"),
+    ("no content type", {"content": b"abc"}, AUTH, 415, "unsupported_media_type", "'(none)' is not accepted"),
+    ("bad base64", {"json": {"image_base64": "not base64!!"}}, AUTH, 400, "invalid_base64",
+     "image_base64: not valid base64"),
+    ("malformed json", {"content": b'{"image_base64": ', "headers": {"Content-Type": "application/json"}},
+     AUTH, 400, "invalid_json", "not valid JSON"),
+    ("json without image", {"json": {"style": "compact"}}, AUTH, 400, "invalid_request", "image_base64: Field required"),
+    ("multipart without image", {"files": {"photo": ("a.jpg", jpeg(), "image/jpeg")}}, AUTH, 400,
+     "invalid_request", "unexpected file part 'photo'"),
+    ("unknown style", multipart(jpeg(), style="poetic"), AUTH, 422, "unknown_style",
+     "style 'poetic' is not one of: compact, natural"),
+    ("unknown style json", {"json": {"image_base64": b64(jpeg()), "style": "haiku"}}, AUTH, 422, "unknown_style",
+     "'haiku'"),
+    ("missing api key", multipart(jpeg()), {}, 401, "unauthorized", "missing 'Authorization: Bearer"),
+    ("wrong api key", multipart(jpeg()), {"Authorization": "Bearer nope"}, 401, "unauthorized", "invalid API key"),
+    ("wrong auth scheme", multipart(jpeg()), {"Authorization": f"Basic {API_KEY}"}, 401, "unauthorized",
+     "missing 'Authorization: Bearer"),
+]
+
+
+def settings(**kw: Any) -> Settings:
+    base: dict[str, Any] = {"api_key": API_KEY, "max_upload_bytes": MAX_UPLOAD, "max_batch": 8, "max_wait_ms": 5}
+    return Settings(**{**base, **kw})
+
+
+@contextmanager
+def uvicorn_server(app: Any) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn server on a free loopback port, in a thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start within 10 s")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="module", params=["asgi", "uvicorn"])
+def client(request: pytest.FixtureRequest) -> Iterator[httpx.Client | TestClient]:
+    app = create_app(FakeDescriber(), settings())
+    if request.param == "asgi":
+        with TestClient(app) as tc:
+            yield tc
+    else:
+        with uvicorn_server(app) as url, httpx.Client(base_url=url, timeout=30) as hc:
+            yield hc
+
+
+def assert_valid_result(body: dict[str, Any], style: str = "compact") -> None:
+    assert set(body["attributes"]) == set(NAMES)
+    assert body["attributes"]["gender"] == {"value": "male", "confidence": 0.8}
+    assert body["caption"].startswith("male")
+    assert body["style"] == style
+    assert body["model_version"] == "fake-1"
+    assert body["latency_ms"] > 0
+
+
+def test_describe_multipart(client: httpx.Client) -> None:
+    r = client.post("/v1/describe", headers=AUTH, **multipart(jpeg((220, 30, 30)), event_id="e1"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert_valid_result(body)
+    assert body["attributes"]["upper_color"]["value"] == "red"
+    assert body["event_id"] == "e1"
+
+
+def test_describe_json_base64_natural_style(client: httpx.Client) -> None:
+    r = client.post("/v1/describe", headers=AUTH, json={"image_base64": b64(png_bytes()), "style": "natural"})
+    assert r.status_code == 200, r.text
+    assert_valid_result(r.json(), style="natural")
+    assert r.json()["attributes"]["upper_color"]["value"] == "blue"
+
+
+def test_content_is_sniffed_not_trusted(client: httpx.Client) -> None:
+    """A PNG declared as text/plain named .jpg is still a PNG and is accepted."""
+    r = client.post("/v1/describe", headers=AUTH, **multipart(png_bytes((10, 200, 10)), "x.jpg", "text/plain"))
+    assert r.status_code == 200, r.text
+    assert r.json()["attributes"]["upper_color"]["value"] == "green"
+
+
+@pytest.mark.parametrize(("request_kw", "headers", "status", "error", "text"),
+                         [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_gets_clear_error_and_server_keeps_serving(
+    client: httpx.Client, request_kw: dict[str, Any], headers: dict[str, str], status: int, error: str, text: str
+) -> None:
+    kw = dict(request_kw)
+    headers = {**headers, **kw.pop("headers", {})}
+    r = client.post("/v1/describe", headers=headers, **kw)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["error"] == error
+    assert text in body["detail"], body["detail"]
+    if status == 401:
+        assert r.headers["www-authenticate"] == "Bearer"
+    ok = client.post("/v1/describe", headers=AUTH, **multipart(jpeg()))
+    assert ok.status_code == 200, ok.text
+
+
+def test_batch_json_reports_each_bad_image_alone(client: httpx.Client) -> None:
+    items = [
+        {"image_base64": b64(jpeg((200, 0, 0))), "event_id": "a"},
+        {"image_base64": b64(b"plain text")},
+        {"image_base64": b64(png_bytes((0, 0, 200)))},
+    ]
+    r = client.post("/v1/describe/batch", headers=AUTH, json={"items": items, "style": "compact"})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [res["index"] for res in results] == [0, 1, 2]
+    assert results[0]["result"]["attributes"]["upper_color"]["value"] == "red"
+    assert results[0]["result"]["event_id"] == "a"
+    assert results[1]["result"] is None
+    assert results[1]["error"] == {"error": "invalid_image", "detail": "items[1]: not an image (content is not a "
+                                   "format Pillow can read)"}
+    assert results[2]["result"]["attributes"]["upper_color"]["value"] == "blue"
+
+
+def test_batch_multipart_and_its_limits(client: httpx.Client) -> None:
+    files = [("image", (f"{i}.jpg", jpeg(), "image/jpeg")) for i in range(3)]
+    r = client.post("/v1/describe/batch", headers=AUTH, files=files, data={"style": "natural"})
+    assert r.status_code == 200, r.text
+    assert [res["result"]["style"] for res in r.json()["results"]] == ["natural"] * 3
+    empty = client.post("/v1/describe/batch", headers=AUTH, json={"items": []})
+    assert empty.status_code == 400 and "items: List should have at least 1 item" in empty.json()["detail"]
+    many = client.post("/v1/describe/batch", headers=AUTH, json={"items": [{"image_base64": "AA=="}] * 65})
+    assert many.status_code == 413 and "at most 64" in many.json()["detail"]
+
+
+def test_health_readiness_metrics_and_docs_need_no_key(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["model_version"] == "fake-1"
+    client.post("/v1/describe", headers=AUTH, **multipart(jpeg()))
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert "personvlm_batch_size_bucket" in text
+    assert "personvlm_queue_depth" in text
+    assert 'personvlm_http_requests_total{route="/v1/describe",status="200"}' in text
+    spec = client.get("/openapi.json").json()
+    content = spec["paths"]["/v1/describe"]["post"]["requestBody"]["content"]
+    assert set(content) == {"multipart/form-data", "application/json"}
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert spec["paths"]["/v1/describe"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert client.get("/docs").status_code == 200
+    missing = client.get("/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_no_api_key_configured_means_open() -> None:
+    with TestClient(create_app(FakeDescriber(), settings(api_key=None))) as tc:
+        assert tc.post("/v1/describe", **multipart(jpeg())).status_code == 200
+
+
+def test_overload_answers_503_with_retry_after_then_recovers() -> None:
+    """A slow model, a queue of 2 and 12 simultaneous clients: the excess get 503 at once."""
+    slow = FakeDescriber(delay=0.3)
+    app = create_app(slow, settings(api_key=None, max_batch=1, max_wait_ms=0, queue_size=2))
+
+    async def burst(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
+            return await asyncio.gather(*(ac.post("/v1/describe", **multipart(jpeg())) for _ in range(12)))
+
+    with uvicorn_server(app) as url:
+        responses = asyncio.run(burst(url))
+        codes = sorted(r.status_code for r in responses)
+        assert codes.count(200) >= 3 and codes.count(503) >= 1, codes
+        rejected = next(r for r in responses if r.status_code == 503)
+        assert rejected.json()["error"] == "overloaded" and "queue full" in rejected.json()["detail"]
+        assert int(rejected.headers["retry-after"]) >= 1
+        assert httpx.post(f"{url}/v1/describe", **multipart(jpeg()), timeout=30).status_code == 200
+
+
+def test_deadline_passed_in_queue_is_503_and_not_computed() -> None:
+    slow = FakeDescriber(delay=0.4)
+    app = create_app(slow, settings(api_key=None, max_batch=1, max_wait_ms=0, request_timeout_ms=100))
+
+    async def two(url: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
+            first = asyncio.create_task(ac.post("/v1/describe", **multipart(jpeg())))
+            await asyncio.sleep(0.15)
+            return [await ac.post("/v1/describe", **multipart(jpeg())), await first]
+
+    with uvicorn_server(app) as url:
+        late, first = asyncio.run(two(url))
+    assert first.status_code == 200
+    assert late.status_code == 503 and "past its deadline of 100 ms; not computed" in late.json()["detail"]
+    assert len(slow.calls) == 1
+
+
+def test_describe_jobs_groups_styles_and_keeps_order() -> None:
+    fake = FakeDescriber()
+    red, blue = Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))
+    jobs = [Job(red, "compact"), Job(blue, "natural"), Job(blue, "compact")]
+    out = describe_jobs(fake, jobs)
+    assert [(d.value("upper_color"), d.style) for d in out] == [("red", "compact"), ("blue", "natural"),
+                                                                ("blue", "compact")]
+    assert fake.calls == [(2, "compact"), (1, "natural")]
