@@ -1,0 +1,60 @@
+"""Fixtures for tests that need the loopback servers (Redis, PostgreSQL).
+
+Outside CI a missing server skips those tests with the reason; with ``CI`` set it fails them,
+so a broken CI machine can never pass by silently skipping the integration tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+REDIS_URL = os.environ.get("PERSONVLM_TEST_REDIS", "redis://127.0.0.1:6379/0")
+POSTGRES_URLS = (
+    [os.environ["PERSONVLM_TEST_POSTGRES"]] if "PERSONVLM_TEST_POSTGRES" in os.environ
+    else ["postgresql://root@127.0.0.1:5432/test", "postgresql://postgres@127.0.0.1:5432/test"]
+)
+
+
+def service_missing(what: str, why: str) -> None:
+    """Skip (developer machine) or fail (CI) a test whose server is not there."""
+    message = f"{what} is not reachable: {why}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set: integration tests must run, start the server)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a live Redis server (``PERSONVLM_TEST_REDIS`` or 127.0.0.1:6379)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {REDIS_URL}", str(exc))
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a live PostgreSQL database (``PERSONVLM_TEST_POSTGRES`` or root/postgres @ 127.0.0.1/test)."""
+    import psycopg
+
+    errors = []
+    for url in POSTGRES_URLS:
+        try:
+            psycopg.connect(url, connect_timeout=3).close()
+            return url
+        except psycopg.Error as exc:
+            errors.append(f"{url}: {str(exc).strip()}")
+    service_missing("PostgreSQL", "; ".join(errors))
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A fresh identifier (table, stream, group) so parallel and repeated runs never collide."""
+    return f"t_{uuid.uuid4().hex[:12]}"
