@@ -6,6 +6,9 @@ from __future__ import annotations
 import typer
 
 from personvlm.data.cli import app as data_app
+from personvlm.describe_cli import bench, describe
+from personvlm.models.cli import app as model_app
+from personvlm.training.cli import train
 
 app = typer.Typer(
     help="PersonVLM: describe people in surveillance crops (structured attributes + caption).",
@@ -13,6 +16,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data", help="Synthetic data, MSP60K loading, caption parsing and data checks.")
+app.command("train")(train)
+app.add_typer(model_app, name="model", help="Inspect model configurations and checkpoints (parameters per component).")
+app.command("describe")(describe)
+app.command("bench")(bench)
 
 
 if __name__ == "__main__":

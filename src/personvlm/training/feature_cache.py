@@ -1,0 +1,113 @@
+"""On-disk cache of a frozen encoder's feature maps.
+
+With the encoder frozen, every epoch would recompute identical features; encoding is most of
+the CPU time, so they are computed once and stored. The cache is keyed by a hash of the encoder's
+weights and buffers (BatchNorm statistics included) plus the preprocessing settings, and each
+entry by the list of image files (path, size, mtime): change the encoder, its weights, the image
+size or normalisation, or any image, and the old entry is no longer found (and is deleted when the
+new one is written).
+
+Cached features are of un-augmented images: colour jitter would need re-encoding every epoch,
+so with a cache it is off. Horizontal flip stays available by caching the mirrored images'
+features as a second entry (exact, not an approximation in feature space).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from personvlm.imageio import load_image
+
+log = logging.getLogger(__name__)
+
+
+def encoder_fingerprint(encoder: nn.Module, preprocess: dict[str, Any]) -> str:
+    """Hash of every weight and buffer of ``encoder`` plus the preprocessing settings."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    h.update(json.dumps(preprocess, sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
+def images_fingerprint(paths: Sequence[Path]) -> str:
+    """Hash of the ordered image list with each file's size and modification time."""
+    h = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+class FeatureCache:
+    """``root/<encoder fingerprint>/<images fingerprint>[-flip].safetensors`` holding ``features`` (fp16)."""
+
+    def __init__(self, root: Path, encoder: nn.Module, preprocess_config: dict[str, Any],
+                 to_input: Callable[[Any], Tensor], batch_size: int = 64, device: str = "cpu") -> None:
+        self.root = Path(root)
+        self.encoder = encoder
+        self.to_input = to_input  # PIL image -> normalised [3, H, W]
+        self.batch_size = batch_size
+        self.device = device
+        self.key = encoder_fingerprint(encoder, preprocess_config)
+
+    def path_for(self, paths: Sequence[Path], flip: bool = False) -> Path:
+        return self.root / self.key / f"{images_fingerprint(paths)}{'-flip' if flip else ''}.safetensors"
+
+    def features(self, paths: Sequence[Path], flip: bool = False, label: str = "") -> Tensor:
+        """Feature maps ``[N, C, h, w]`` (float16) for ``paths``, computed once and then read from disk."""
+        target = self.path_for(paths, flip)
+        if target.is_file():
+            cached = load_file(target)["features"]
+            if len(cached) == len(paths):
+                log.info("feature cache hit: %s", target)
+                return cached
+            log.warning("feature cache %s has %d rows for %d images; recomputing", target, len(cached), len(paths))
+        feats = self._compute(paths, flip, label or target.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        save_file({"features": feats}, tmp)
+        os.replace(tmp, target)  # atomic: a killed run never leaves a half-written entry
+        self._drop_stale(target.name)
+        return feats
+
+    @torch.no_grad()
+    def _compute(self, paths: Sequence[Path], flip: bool, label: str) -> Tensor:
+        was_training = self.encoder.training
+        self.encoder.eval()
+        out: list[Tensor] = []
+        columns = (TextColumn("[bold]encoding[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn())
+        try:
+            with Progress(*columns, transient=True) as progress:
+                task = progress.add_task(label, total=len(paths))
+                for start in range(0, len(paths), self.batch_size):
+                    chunk = paths[start:start + self.batch_size]
+                    x = torch.stack([self.to_input(load_image(p)) for p in chunk]).to(self.device)
+                    if flip:
+                        x = x.flip(-1)
+                    out.append(self.encoder(x).to("cpu", torch.float16))
+                    progress.advance(task, len(chunk))
+        finally:
+            self.encoder.train(was_training)
+        return torch.cat(out)
+
+    def _drop_stale(self, name: str) -> None:
+        """Delete entries for the same images made with other encoder weights or preprocessing."""
+        for old in self.root.glob(f"*/{name}"):
+            if old.parent.name != self.key:
+                old.unlink(missing_ok=True)
+                log.info("removed stale feature cache %s", old)
