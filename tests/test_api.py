@@ -25,6 +25,7 @@ from PIL import Image
 from personvlm.schema import NAMES, PersonDescription, to_compact
 from personvlm.serving.api import Job, create_app, describe_jobs
 from personvlm.serving.config import Settings
+from personvlm.serving.store import open_store
 
 API_KEY = "test-key-123"
 MAX_UPLOAD = 200_000
@@ -124,6 +125,10 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], dict[str, str], int, str, str]] = [
      "'haiku'"),
     ("missing api key", multipart(jpeg()), {}, 401, "unauthorized", "missing 'Authorization: Bearer"),
     ("wrong api key", multipart(jpeg()), {"Authorization": "Bearer nope"}, 401, "unauthorized", "invalid API key"),
+    ("unknown multipart field", multipart(jpeg(), eventid="x"), AUTH, 400, "invalid_request",
+     "eventid: Extra inputs are not permitted"),
+    ("bad event time", multipart(jpeg(), event_id="x", ts="yesterday"), AUTH, 400, "invalid_request",
+     "ts: Input should be a valid number"),
     ("wrong auth scheme", multipart(jpeg()), {"Authorization": f"Basic {API_KEY}"}, 401, "unauthorized",
      "missing 'Authorization: Bearer"),
 ]
@@ -157,14 +162,18 @@ def uvicorn_server(app: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module", params=["asgi", "uvicorn"])
-def client(request: pytest.FixtureRequest) -> Iterator[httpx.Client | TestClient]:
-    app = create_app(FakeDescriber(), settings())
-    if request.param == "asgi":
-        with TestClient(app) as tc:
-            yield tc
-    else:
-        with uvicorn_server(app) as url, httpx.Client(base_url=url, timeout=30) as hc:
-            yield hc
+def client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client | TestClient]:
+    """The app with a fresh SQLite store, in-process (``asgi``) or behind real uvicorn."""
+    with open_store(tmp_path_factory.mktemp("store") / "events.db") as store:
+        app = create_app(FakeDescriber(), settings(), store)
+        if request.param == "asgi":
+            with TestClient(app) as tc:
+                yield tc
+        else:
+            with uvicorn_server(app) as url, httpx.Client(base_url=url, timeout=30) as hc:
+                yield hc
 
 
 def assert_valid_result(body: dict[str, Any], style: str = "compact") -> None:
@@ -177,12 +186,41 @@ def assert_valid_result(body: dict[str, Any], style: str = "compact") -> None:
 
 
 def test_describe_multipart(client: httpx.Client) -> None:
-    r = client.post("/v1/describe", headers=AUTH, **multipart(jpeg((220, 30, 30)), event_id="e1"))
+    r = client.post("/v1/describe", headers=AUTH, **multipart(jpeg((220, 30, 30))))
     assert r.status_code == 200, r.text
     body = r.json()
     assert_valid_result(body)
     assert body["attributes"]["upper_color"]["value"] == "red"
-    assert body["event_id"] == "e1"
+    assert body["event_id"] is None and body["stored"] is False
+
+
+def test_event_id_stores_result_for_lookup_and_search(client: httpx.Client) -> None:
+    r = client.post("/v1/describe", headers=AUTH,
+                    **multipart(jpeg((220, 30, 30)), event_id="cam7-001", camera_id="cam7", track_id="12", ts="1700000000"))
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] is True and r.json()["event_id"] == "cam7-001"
+    blue = {"image_base64": b64(png_bytes()), "event_id": "cam8-001", "camera_id": "cam8"}
+    assert client.post("/v1/describe", headers=AUTH, json=blue).json()["stored"] is True
+
+    got = client.get("/v1/descriptions/cam7-001", headers=AUTH)
+    assert got.status_code == 200, got.text
+    record = got.json()
+    assert (record["camera_id"], record["track_id"], record["ts"]) == ("cam7", "12", "2023-11-14T22:13:20+00:00")
+    assert record["attributes"]["upper_color"] == {"value": "red", "confidence": 0.8}
+
+    hits = client.get("/v1/search", headers=AUTH, params={"q": "man in a red top"})
+    assert hits.status_code == 200, hits.text
+    assert [h["event_id"] for h in hits.json()["results"]] == ["cam7-001"]
+    assert hits.json()["parsed"]["filters"]
+    by_camera = client.get("/v1/search", headers=AUTH, params={"q": "", "camera": "cam8"}).json()["results"]
+    assert [h["event_id"] for h in by_camera] == ["cam8-001"]
+
+    missing = client.get("/v1/descriptions/nope", headers=AUTH)
+    assert missing.status_code == 404 and missing.json() == {
+        "error": "not_found", "detail": "no stored description for event 'nope'"}
+    bad_limit = client.get("/v1/search", headers=AUTH, params={"q": "red", "limit": 0})
+    assert bad_limit.status_code == 422 and "limit" in bad_limit.json()["detail"]
+    assert client.get("/v1/search", params={"q": "red"}).status_code == 401
 
 
 def test_describe_json_base64_natural_style(client: httpx.Client) -> None:
@@ -268,9 +306,12 @@ def test_health_readiness_metrics_and_docs_need_no_key(client: httpx.Client) -> 
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 
-def test_no_api_key_configured_means_open() -> None:
+def test_no_api_key_configured_means_open_and_no_store_means_no_search() -> None:
     with TestClient(create_app(FakeDescriber(), settings(api_key=None))) as tc:
-        assert tc.post("/v1/describe", **multipart(jpeg())).status_code == 200
+        r = tc.post("/v1/describe", **multipart(jpeg(), event_id="e9"))
+        assert r.status_code == 200 and r.json()["stored"] is False
+        search = tc.get("/v1/search", params={"q": "red"})
+        assert search.status_code == 503 and search.json()["error"] == "no_store"
 
 
 def test_overload_answers_503_with_retry_after_then_recovers() -> None:

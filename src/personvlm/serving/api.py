@@ -17,13 +17,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from PIL import Image
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from personvlm.schema import STYLES, PersonDescription
@@ -34,11 +36,16 @@ from personvlm.serving.api_models import (
     DescribeJSON,
     DescribeResult,
     ErrorBody,
+    EventFields,
     Health,
+    SearchResponse,
+    StoredOut,
 )
 from personvlm.serving.batcher import BatcherError, MicroBatcher
 from personvlm.serving.config import Settings
 from personvlm.serving.metrics import BatcherMetrics, HttpMetrics, render
+from personvlm.serving.query import parse_query
+from personvlm.serving.store import DescriptionStore, StoredDescription, StoreError
 from personvlm.serving.uploads import (
     ApiError,
     Upload,
@@ -50,6 +57,7 @@ from personvlm.serving.uploads import (
     parse_form,
     parse_json,
     read_body,
+    validate,
 )
 
 log = logging.getLogger(__name__)
@@ -93,6 +101,7 @@ class Service:
     settings: Settings
     batcher: MicroBatcher[Job, PersonDescription]
     http_metrics: HttpMetrics
+    store: DescriptionStore | None = None
 
 
 def get_service(request: Request) -> Service:
@@ -129,12 +138,36 @@ async def run_job(service: Service, upload: Upload, style: str, started: float) 
     except Exception as exc:
         log.exception("inference failed for %s", upload.source)
         raise ApiError(500, "inference_failed", f"the model failed on {upload.source}: {exc}") from None
+    latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    event_id = upload.event.get("event_id")
+    stored = False
+    if event_id and service.store is not None:
+        await store_result(service.store, upload.event, desc, service.describer.model_version, latency_ms)
+        stored = True
     return DescribeResult.build(
-        desc,
-        model_version=service.describer.model_version,
-        latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
-        event_id=upload.event.get("event_id"),
+        desc, model_version=service.describer.model_version, latency_ms=latency_ms, event_id=event_id, stored=stored
     )
+
+
+async def store_result(
+    store: DescriptionStore, event: dict[str, Any], desc: PersonDescription, model_version: str, latency_ms: float
+) -> None:
+    """Upsert one described event (idempotent by ``event_id``); 503 when the store is down."""
+    ts = event.get("ts")
+    record = StoredDescription(
+        event_id=event["event_id"],
+        camera_id=event.get("camera_id") or "",
+        track_id=event.get("track_id") or "",
+        ts=datetime.fromtimestamp(ts, UTC) if ts is not None else datetime.now(UTC),
+        description=desc,
+        model_version=model_version,
+        latency_ms=latency_ms,
+    )
+    try:
+        await run_in_threadpool(store.upsert, [record])
+    except StoreError as exc:
+        log.error("store write failed for event %s: %s", record.event_id, exc)
+        raise ApiError(503, "store_unavailable", f"described, but not stored: {exc}", {"Retry-After": "5"}) from None
 
 
 async def read_describe_request(request: Request, settings: Settings) -> tuple[Upload, str]:
@@ -149,9 +182,10 @@ async def read_describe_request(request: Request, settings: Settings) -> tuple[U
     uploads, fields = await parse_form(request, body)
     if len(uploads) > 1:
         raise ApiError(400, "invalid_request", f"{len(uploads)} 'image' parts; use /v1/describe/batch for several")
+    style = fields.pop("style", None)
     upload = uploads[0]
-    upload.event = {k: fields[k] for k in ("event_id", "camera_id", "track_id") if fields.get(k)}
-    return upload, check_style(fields.get("style"), settings.style)
+    upload.event = validate(fields, EventFields, "multipart fields").model_dump(exclude_none=True)
+    return upload, check_style(style, settings.style)
 
 
 async def read_batch_request(request: Request, settings: Settings) -> tuple[list[Upload], str]:
@@ -170,7 +204,9 @@ async def read_batch_request(request: Request, settings: Settings) -> tuple[list
         style = req.style
     else:
         uploads, fields = await parse_form(request, body)
-        style = fields.get("style")
+        style = fields.pop("style", None)
+        if fields:
+            raise ApiError(400, "invalid_request", f"unexpected multipart fields {sorted(fields)}; only 'style'")
     if len(uploads) > MAX_BATCH_ITEMS:
         raise ApiError(413, "too_many_images", f"{len(uploads)} images; at most {MAX_BATCH_ITEMS} per batch request")
     return uploads, check_style(style, settings.style)
@@ -186,6 +222,37 @@ async def describe_many(service: Service, uploads: list[Upload], style: str, sta
             return BatchItemResult(index=i, error=ErrorBody(error=exc.error, detail=exc.detail))
 
     return list(await asyncio.gather(*(one(i, u) for i, u in enumerate(uploads))))
+
+
+def require_store(service: Service) -> DescriptionStore:
+    if service.store is None:
+        raise ApiError(503, "no_store", "this server has no description store configured (start it with --store)")
+    return service.store
+
+
+async def search_store(
+    service: Service, q: str, camera: str | None, since: datetime | None, limit: int
+) -> SearchResponse:
+    store = require_store(service)
+    query = parse_query(q)
+    try:
+        hits = await run_in_threadpool(store.search, query, camera, since, limit)
+    except StoreError as exc:
+        raise ApiError(503, "store_unavailable", str(exc), {"Retry-After": "5"}) from None
+    return SearchResponse.model_validate(
+        {"query": q, "parsed": query.explain(), "results": [hit.to_dict() for hit in hits]}
+    )
+
+
+async def get_description(service: Service, event_id: str) -> StoredOut:
+    store = require_store(service)
+    try:
+        record = await run_in_threadpool(store.get, event_id)
+    except StoreError as exc:
+        raise ApiError(503, "store_unavailable", str(exc), {"Retry-After": "5"}) from None
+    if record is None:
+        raise ApiError(404, "not_found", f"no stored description for event {event_id!r}")
+    return StoredOut.model_validate(record.to_dict())
 
 
 def readiness(service: Service) -> tuple[int, Health]:
@@ -238,8 +305,14 @@ def _error_response(status: int, error: str, detail: str, headers: dict[str, str
     return JSONResponse(ErrorBody(error=error, detail=detail).model_dump(), status_code=status, headers=headers)
 
 
-def create_app(describer: DescriberLike, settings: Settings | None = None) -> FastAPI:
-    """A ready-to-run app around ``describer``; the batcher starts and drains with the app's lifespan."""
+def create_app(
+    describer: DescriberLike, settings: Settings | None = None, store: DescriptionStore | None = None
+) -> FastAPI:
+    """A ready-to-run app around ``describer``; the batcher starts and drains with the app's lifespan.
+
+    With a ``store``, requests that carry an ``event_id`` are stored and the search routes work;
+    the caller owns the store (opens and closes it).
+    """
     settings = settings or Settings()
     batcher_metrics = BatcherMetrics()
     service = Service(
@@ -255,6 +328,7 @@ def create_app(describer: DescriberLike, settings: Settings | None = None) -> Fa
             name="describe-batcher",
         ),
         http_metrics=HttpMetrics(batcher_metrics.registry),
+        store=store,
     )
 
     @asynccontextmanager
@@ -305,6 +379,25 @@ def create_app(describer: DescriberLike, settings: Settings | None = None) -> Fa
             latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
             model_version=service.describer.model_version,
         )
+
+    @app.get("/v1/search", response_model=SearchResponse, dependencies=auth, responses=_ERRORS,
+             summary="Search stored descriptions")
+    async def search(
+        service: ServiceDep,
+        q: Annotated[str, Query(max_length=500, description='e.g. "woman in a red coat with a suitcase, no hat"')] = "",
+        camera: Annotated[str | None, Query(max_length=200)] = None,
+        since: Annotated[datetime | None, Query(description="ISO 8601; naive times are UTC")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    ) -> SearchResponse:
+        """Colours+garments, bags, held objects, gender, age, headwear and negations become attribute
+        filters; other words are full-text terms. An empty query lists the most recent events."""
+        return await search_store(service, q, camera, since, limit)
+
+    @app.get("/v1/descriptions/{event_id}", response_model=StoredOut, dependencies=auth,
+             responses={**_ERRORS, 404: {"model": ErrorBody, "description": "No such event"}},
+             summary="One stored description")
+    async def description(event_id: str, service: ServiceDep) -> StoredOut:
+        return await get_description(service, event_id)
 
     @app.get("/healthz", response_model=Health, response_model_exclude_none=True, summary="Liveness: the process answers")
     async def healthz() -> Health:

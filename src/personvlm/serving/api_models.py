@@ -92,3 +92,28 @@ class Health(BaseModel):
     model_version: str | None = None
     queue_depth: int | None = None
     detail: str | None = None
+
+
+class StoredOut(BaseModel):
+    """A described event as the store holds it."""
+
+    event_id: str
+    camera_id: str
+    track_id: str
+    ts: str = Field(description="ISO 8601, UTC")
+    attributes: dict[str, AttributeOut]
+    caption: str
+    style: str
+    model_version: str
+    latency_ms: float
+
+
+class SearchHitOut(StoredOut):
+    matched_terms: int = Field(description="How many free-text words of the query the caption matched")
+    score_confidence: float = Field(description="Mean confidence of the attributes the query filtered on")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    parsed: dict[str, Any] = Field(description="How the query was read: attribute filters, free-text terms")
+    results: list[SearchHitOut]

@@ -102,13 +102,18 @@ def parse_json(body: bytes, model: type[M]) -> M:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    return validate(data, model, "request body")
+
+
+def validate(data: Any, model: type[M], what: str) -> M:
+    """``model.model_validate(data)``, or 400 naming the first few fields that are wrong."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]
         )
-        raise ApiError(400, "invalid_request", f"request body does not match {model.__name__}: {problems}") from None
+        raise ApiError(400, "invalid_request", f"{what} does not match {model.__name__}: {problems}") from None
 
 
 def decode_base64(text: str, source: str) -> bytes:
