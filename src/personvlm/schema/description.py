@@ -138,8 +138,9 @@ ONE_HOT_NAMES: tuple[str, ...] = (
 ONE_HOT_LEN = len(ONE_HOT_NAMES)  # 58
 
 # (one_hot index, attribute, our value that sets it). Several of our values may map to one
-# MSP60K label (its "Shirt" covers shirts, sweaters and hoodies in the captions; "Short
-# sleeves" covers sleeveless vests); the first row per index is used when reading one_hot.
+# MSP60K label ("Short sleeves" covers sleeveless vests; "Dress" is set by a dress worn as the
+# top or the bottom); the first row per index is used when reading one_hot.
+# "Shirt" (index 22) is not in this table: see _SHIRT_RULE.
 _EXCLUSIVE_MAP: tuple[tuple[int, str, str], ...] = (
     (0, "gender", "female"), (1, "gender", "male"),
     (2, "age", "child"), (3, "age", "adult"), (4, "age", "elderly"),
@@ -150,12 +151,12 @@ _EXCLUSIVE_MAP: tuple[tuple[int, str, str], ...] = (
     (12, "glasses", "yes"), (13, "mask", "yes"), (15, "scarf", "yes"), (16, "gloves", "yes"),
     (17, "orientation", "front"), (18, "orientation", "back"), (19, "orientation", "side"),
     (20, "upper_sleeve", "short"), (20, "upper_sleeve", "sleeveless"), (21, "upper_sleeve", "long"),
-    (22, "upper_type", "shirt"), (22, "upper_type", "sweater"), (22, "upper_type", "hoodie"),
     (23, "upper_type", "jacket"), (24, "upper_type", "suit"), (25, "upper_type", "vest"),
     (26, "upper_type", "cotton-padded coat"), (27, "upper_type", "coat"),
     (28, "upper_type", "graduation gown"), (29, "upper_type", "chef uniform"),
     (30, "lower_type", "trousers"), (31, "lower_type", "shorts"), (32, "lower_type", "jeans"),
     (33, "lower_type", "long skirt"), (34, "lower_type", "short skirt"), (35, "lower_type", "dress"),
+    (35, "upper_type", "dress"),
     (36, "shoes_type", "leather"), (37, "shoes_type", "casual"), (38, "shoes_type", "boots"),
     (39, "shoes_type", "sandals"), (40, "shoes_type", "other"),
     (52, "motion", "walking"), (53, "motion", "running"), (54, "motion", "standing"),
@@ -165,6 +166,12 @@ _SET_MAP: tuple[tuple[int, str, str], ...] = tuple(
     [(41 + i, "bags", v) for i, v in enumerate(BY_NAME["bags"].values)]
     + [(48 + i, "pose", v) for i, v in enumerate(BY_NAME["pose"].values)]
 )
+# MSP60K's "Shirt" is its generic top, labelled *instead of* a sleeve length: in val.jsonl 477
+# of 520 Shirt rows have neither sleeve label, and captions say "shirt", "sweater", "jacket" or
+# "coat" without a sleeve length for them, while "short-sleeved shirt" rows are labelled Short
+# sleeves (19 of 409 also Shirt). So a shirt-like or outer top of unknown sleeve length sets it.
+_SHIRT_INDEX = 22
+_SHIRT_LIKE = frozenset({"shirt", "sweater", "hoodie", "jacket", "coat", "suit"})
 # What an all-zero group means in MSP60K's labels.
 _ABSENT_DEFAULTS: dict[str, str] = {
     "hair_length": "short", "headwear": "none", "glasses": "no", "mask": "no", "scarf": "no", "gloves": "no",
@@ -182,6 +189,8 @@ def to_one_hot(desc: PersonDescription) -> list[int]:
         v = vals[name]
         if isinstance(v, tuple) and value in v:
             out[idx] = 1
+    if vals["upper_type"] in _SHIRT_LIKE and vals["upper_sleeve"] == UNKNOWN:
+        out[_SHIRT_INDEX] = 1
     return out
 
 
@@ -205,6 +214,8 @@ def from_one_hot(one_hot: list[int] | tuple[int, ...]) -> PersonDescription:
         if one_hot[idx] and name not in decided:
             values[name] = value
             decided.add(name)
+    if one_hot[_SHIRT_INDEX] and "upper_type" not in decided:
+        values["upper_type"] = "shirt"
     for name in ("bags", "pose"):
         values[name] = tuple(v for idx, n, v in _SET_MAP if n == name and one_hot[idx])
     return PersonDescription.from_values(values)

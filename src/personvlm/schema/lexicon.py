@@ -1,0 +1,116 @@
+"""Words for schema values in natural English, shared by the natural caption writer, the synthetic
+caption templates and the parser so that what one side writes the other side reads.
+
+Each table maps a schema value to its canonical phrase (what the writers use) and the synonyms
+real MSP60K captions use for it (what the parser also accepts). Patterns are regular-expression
+fragments matched on lower-cased text with word boundaries added by the parser.
+"""
+
+from __future__ import annotations
+
+# Colour words and the synonyms real captions use; the canonical word is the schema value.
+COLOR_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "black": ("black", "dark", "charcoal", "jet-black"),
+    "white": ("white", "off-white", "ivory", "cream-white"),
+    "gray": ("gray", "silver", "grayish", "ash"),
+    "red": ("red", "maroon", "burgundy", "crimson", "reddish", "wine-red", "scarlet"),
+    "orange": ("orange", "orangish", "coral", "rust"),
+    "yellow": ("yellow", "golden", "mustard", "yellowish", "gold"),
+    "green": ("green", "olive", "teal", "khaki-green", "greenish", "mint", "turquoise"),
+    "blue": ("blue", "navy", "bluish", "denim-blue", "cyan"),
+    "purple": ("purple", "violet", "lavender", "lilac", "magenta", "plum"),
+    "pink": ("pink", "pinkish", "rose", "fuchsia"),
+    "brown": ("brown", "brownish", "chocolate", "coffee", "camel"),
+    "beige": ("beige", "khaki", "tan", "cream", "light-brown", "sand"),
+}
+HAIR_COLOR_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "black": ("black", "dark", "jet-black", "dark-colored"),
+    "brown": ("brown", "brunette", "light-brown", "auburn", "chestnut"),
+    "blonde": ("blonde", "blond", "fair", "golden"),
+    "gray": ("gray", "grey", "silver", "graying", "salt-and-pepper"),
+    "white": ("white",),
+    "red": ("red", "ginger", "reddish"),
+}
+
+# Garments. The first phrase of each tuple is what the writers say.
+UPPER_TYPES: dict[str, tuple[str, ...]] = {
+    "t-shirt": ("t-shirt", "polo shirt", "polo", "tank top", "top", "blouse", "tee"),
+    "shirt": ("shirt", "button-up shirt", "button-down shirt", "dress shirt", "plaid shirt"),
+    "sweater": ("sweater", "sweatshirt", "jumper", "pullover", "cardigan", "knit top"),
+    "hoodie": ("hoodie", "hooded sweatshirt", "hooded top"),
+    "jacket": ("jacket", "windbreaker", "blazer jacket", "hooded jacket", "track jacket", "fleece"),
+    "coat": ("coat", "overcoat", "trench coat", "long coat", "raincoat"),
+    "cotton-padded coat": ("cotton-padded coat", "padded coat", "padded jacket", "puffer jacket", "puffer coat",
+                           "down jacket", "down coat", "quilted jacket", "quilted coat", "winter coat",
+                           "winter jacket", "cotton-padded jacket", "puffy jacket", "puffy coat", "parka"),
+    "suit": ("suit", "suit jacket", "blazer", "business suit"),
+    "vest": ("vest", "sleeveless vest", "tank vest", "waistcoat", "gilet"),
+    "dress": ("dress", "gown"),
+    "uniform": ("uniform", "work uniform", "overalls", "apron"),
+    "graduation gown": ("graduation gown", "academic gown", "graduation robe", "academic robe", "mortarboard"),
+    "chef uniform": ("chef uniform", "chef's uniform", "chef coat", "chef's coat", "chef jacket", "chef's jacket",
+                     "chef's hat", "chef hat", "chef's attire", "chef attire", "chef's whites"),
+}
+LOWER_TYPES: dict[str, tuple[str, ...]] = {
+    "trousers": ("trousers", "pants", "slacks", "leggings", "sweatpants", "joggers", "track pants", "capris",
+                 "cargo pants", "chinos"),
+    "jeans": ("jeans", "denim pants", "denim trousers"),
+    "shorts": ("shorts", "short pants", "capri shorts"),
+    "long skirt": ("long skirt", "maxi skirt", "ankle-length skirt", "midi skirt"),
+    "short skirt": ("short skirt", "skirt", "miniskirt", "mini skirt"),
+    "dress": ("dress",),
+}
+SHOE_TYPES: dict[str, tuple[str, ...]] = {
+    "leather": ("leather shoes", "dress shoes", "formal shoes", "loafers", "oxfords", "high heels", "heels"),
+    "casual": ("casual shoes", "sneakers", "trainers", "athletic shoes", "running shoes", "sports shoes",
+               "canvas shoes", "tennis shoes", "flats", "slip-on shoes", "shoes"),
+    "boots": ("boots", "ankle boots", "rain boots", "booties", "boot"),
+    "sandals": ("sandals", "slippers", "flip-flops", "flip flops", "slides", "sandal"),
+    "other": ("other shoes", "socks only", "barefoot", "bare feet"),
+}
+BAG_TYPES: dict[str, tuple[str, ...]] = {
+    "backpack": ("backpack", "rucksack", "school bag", "schoolbag", "knapsack"),
+    "shoulder bag": ("shoulder bag", "crossbody bag", "cross-body bag", "messenger bag", "sling bag",
+                     "satchel", "crossbody", "waist bag", "fanny pack", "belt bag", "bag over (?:his|her|their|the) shoulder",
+                     "bag (?:is )?slung over"),
+    "handbag": ("handbag", "purse", "tote bag", "tote", "clutch", "hand bag"),
+    "plastic bag": ("plastic bag", "shopping bag", "carrier bag", "plastic shopping bag", "polythene bag",
+                    "translucent bag", "transparent bag"),
+    "paper bag": ("paper bag", "paper shopping bag"),
+    "suitcase": ("suitcase", "luggage", "rolling bag", "trolley bag", "roller bag", "trolley case"),
+    "other bag": ("other bag", "bag", "pouch", "sack", "duffel bag", "gym bag", "cloth bag", "box", "basket", "package"),
+}
+HELD_ITEMS: dict[str, tuple[str, ...]] = {
+    "phone": ("phone", "cell phone", "mobile phone", "smartphone", "cellphone"),
+    "umbrella": ("umbrella", "parasol"),
+    "cup": ("cup", "bottle", "water bottle", "drink", "mug", "coffee cup"),
+}
+POSES: dict[str, tuple[str, ...]] = {
+    "calling": ("talking on (?:a|the|his|her|their) (?:cell |mobile )?phone", "on (?:a|the) phone call",
+                "on the phone", "phone (?:held )?(?:up )?to (?:his|her|their) ear", "making a (?:phone )?call",
+                "calling", "on a call", "phone call"),
+    "smoking": ("smoking", "cigarette", "cigar", "vaping"),
+    "hands behind back": ("hands behind (?:his|her|their|the) back", "hands clasped behind",
+                          "arms behind (?:his|her|their|the) back", "hands (?:are )?(?:held |clasped )?behind"),
+    "arms crossed": ("arms crossed", "crossed arms", "arms folded", "folded arms", "arms are crossed",
+                     "arms are folded", "crossing (?:his|her|their) arms", "folding (?:his|her|their) arms"),
+}
+MOTIONS: dict[str, tuple[str, ...]] = {
+    "walking": ("walking", "walks", "strolling", "mid-stride", "in stride", "stepping", "walk"),
+    "running": ("running", "jogging", "runs", "sprinting", "jogs"),
+    "standing": ("standing", "stands", "stood", "waiting", "stationary", "standing still"),
+    "sitting": ("sitting", "seated", "sits", "squatting", "crouching"),
+    "riding bicycle": ("riding a bicycle", "riding a bike", "on a bicycle", "cycling", "bicycle", "bike",
+                       "pedaling", "tricycle"),
+    "riding scooter": ("riding a scooter", "riding a motorcycle", "on a scooter", "scooter", "motorcycle",
+                       "motorbike", "moped", "e-bike", "electric bike", "electric bicycle", "motor scooter",
+                       "electric scooter", "electric vehicle"),
+    "riding skateboard": ("riding a skateboard", "skateboarding", "skateboard", "on a skateboard"),
+}
+# Canonical English for attribute values the writers need beyond the tables above.
+SLEEVE_WORDS: dict[str, str] = {"short": "short-sleeved", "long": "long-sleeved", "sleeveless": "sleeveless"}
+SHOE_WORDS: dict[str, str] = {k: v[0] for k, v in SHOE_TYPES.items()}
+BODY_WORDS: dict[str, str] = {"fat": "heavy-set", "normal": "average", "thin": "thin"}
+ORIENTATION_WORDS: dict[str, str] = {
+    "front": "from the front", "back": "from behind", "side": "from the side",
+}
