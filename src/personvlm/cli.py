@@ -8,6 +8,7 @@ import typer
 from personvlm.data.cli import app as data_app
 from personvlm.describe_cli import bench, describe
 from personvlm.models.cli import app as model_app
+from personvlm.serving.cli import app as queue_app
 from personvlm.training.cli import train
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app.command("train")(train)
 app.add_typer(model_app, name="model", help="Inspect model configurations and checkpoints (parameters per component).")
 app.command("describe")(describe)
 app.command("bench")(bench)
+app.add_typer(queue_app)  # worker, publish, search, bench-queue (top-level commands)
 
 
 if __name__ == "__main__":
