@@ -32,6 +32,7 @@ def make_dataset(root: Path, n: int = 24, seed: int = 0) -> Path:
         })
         img = Image.new("RGB", (32, 64), RGB[low])
         img.paste(Image.new("RGB", (32, 32), RGB[up]), (0, 0))
+        img.paste(Image.new("RGB", (6, 6), (0, 0, 0)), (2 + i % 5, 40))  # left-side mark: flips change pixels
         name = f"images/p{i // 2:03d}_{i % 2:03d}.jpg"  # pairs share a prefix, like MSP60K's frame groups
         img.save(root / name)
         answer = f"The image shows an adult {desc.value('gender')} wearing a {up} jacket and {low} trousers."

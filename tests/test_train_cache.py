@@ -1,0 +1,81 @@
+"""The frozen-encoder feature cache: computed once, keyed by weights + preprocessing, invalidated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from personvlm.data.transforms import letterbox, to_tensor
+from personvlm.imageio import load_image
+from personvlm.models.encoders import build_encoder
+from personvlm.training.config import TrainConfig
+from personvlm.training.feature_cache import FeatureCache, encoder_fingerprint
+from personvlm.training.trainer import Trainer
+from training_data import make_dataset, tiny_config
+
+PRE = {"image_size": [64, 32], "resize": "letterbox-bilinear"}
+
+
+def _cache(root: Path, encoder: torch.nn.Module, pre: dict = PRE) -> FeatureCache:
+    return FeatureCache(root, encoder, pre, lambda img: to_tensor(letterbox(img, (64, 32))), batch_size=4)
+
+
+def test_fingerprint_tracks_weights_buffers_and_preprocessing() -> None:
+    torch.manual_seed(0)
+    enc = build_encoder("tiny_cnn")
+    base = encoder_fingerprint(enc, PRE)
+    assert encoder_fingerprint(enc, dict(PRE)) == base
+    assert encoder_fingerprint(enc, {**PRE, "image_size": [128, 64]}) != base
+    with torch.no_grad():
+        enc.stem[0].weight[0, 0, 0, 0] += 1e-3
+    assert encoder_fingerprint(enc, PRE) != base
+    changed = encoder_fingerprint(enc, PRE)
+    enc.stem[1].running_mean += 0.1  # BatchNorm statistics change the features too
+    assert encoder_fingerprint(enc, PRE) != changed
+
+
+def test_hit_miss_flip_and_stale_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    jsonl = make_dataset(tmp_path / "d", n=6)
+    paths = sorted((jsonl.parent / "images").glob("*.jpg"))
+    torch.manual_seed(0)
+    enc = build_encoder("tiny_cnn").eval()
+    cache = _cache(tmp_path / "cache", enc)
+    feats = cache.features(paths)
+    with torch.no_grad():
+        direct = enc(torch.stack([to_tensor(letterbox(load_image(p), (64, 32))) for p in paths]))
+    assert feats.dtype == torch.float16 and torch.allclose(feats.float(), direct, atol=1e-2)
+    entry = cache.path_for(paths)
+    assert entry.is_file()
+
+    monkeypatch.setattr(FeatureCache, "_compute", lambda *a: pytest.fail("cache hit expected"))
+    assert torch.equal(_cache(tmp_path / "cache", enc).features(paths), feats)
+    monkeypatch.undo()
+
+    flipped = cache.features(paths, flip=True)
+    assert not torch.equal(flipped, feats) and cache.path_for(paths, flip=True).is_file()
+
+    other = _cache(tmp_path / "cache", enc, {**PRE, "mean": [0.5, 0.5, 0.5]})
+    other.features(paths)
+    assert not entry.exists()  # same images, new preprocessing: the old entry is gone
+    assert other.path_for(paths).is_file()
+
+    paths[0].write_bytes(paths[1].read_bytes())  # an image changed: a different entry
+    assert other.path_for(paths) != other.path_for(sorted(paths)[::-1])
+
+
+def test_training_with_a_frozen_encoder_uses_the_cache(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    jsonl = make_dataset(tmp_path / "d", n=16)
+    cfg_path = tiny_config(tmp_path / "c.yaml", jsonl, model={"freeze_stages": 9}, train={"epochs": 1},
+                           cache={"enabled": True})
+    Trainer(TrainConfig.load(cfg_path), tmp_path / "run1").run()
+    entries = sorted((tmp_path / "cache").glob("*/*.safetensors"))
+    assert len(entries) == 3  # train, train flipped, val
+    mtimes = [e.stat().st_mtime_ns for e in entries]
+    Trainer(TrainConfig.load(cfg_path), tmp_path / "run2").run()
+    assert [e.stat().st_mtime_ns for e in entries] == mtimes  # second run read, did not rewrite
+    rows1 = (tmp_path / "run1" / "metrics.jsonl").read_text().split('"epoch_seconds"')[0]
+    rows2 = (tmp_path / "run2" / "metrics.jsonl").read_text().split('"epoch_seconds"')[0]
+    assert rows1 == rows2  # identical losses from cached features

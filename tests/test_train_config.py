@@ -1,0 +1,57 @@
+"""TrainConfig: YAML in, clear errors naming the file, section and key for anything wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from personvlm.models.config import ConfigError
+from personvlm.training.config import TrainConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _load(tmp_path: Path, text: str) -> TrainConfig:
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return TrainConfig.load(p)
+
+
+def test_defaults_and_paths_relative_to_the_config(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, "data:\n  train: d/data.jsonl\ntrain:\n  lr: 0.0005\n  betas: [0.9, 0.95]\n")
+    assert cfg.resolve(cfg.data.train) == tmp_path / "d" / "data.jsonl"
+    assert cfg.train.lr == 0.0005 and cfg.train.betas == (0.9, 0.95)
+    assert cfg.model.encoder == "efficientnet_lite0" and cfg.augment.flip == 0.5
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("data:\n  train: x\ntrian:\n  lr: 1\n", "unknown section(s) ['trian']"),
+    ("data:\n  train: x\ntrain:\n  learnig_rate: 1\n", "unknown key(s) ['learnig_rate']"),
+    ("data:\n  train: x\ntrain:\n  epochs: many\n", "train.epochs: expected int"),
+    ("data:\n  train: x\ntrain:\n  batch_size: 0\n", "train.batch_size: expected a positive integer"),
+    ("data:\n  train: x\naugment:\n  flip: 2\n", "augment.flip"),
+    ("data:\n  train: x\nmodel:\n  encoder: resnet\n", "unknown encoder 'resnet'"),
+    ("data:\n  train: x\nmodel:\n  widht: 3\n", "unknown ModelConfig field(s) ['widht']"),
+    ("data: {}\n", "data.train: required"),
+    ("data: [1, 2]\n", "expected a mapping"),
+    ("data:\n  train: x\n  bad: : :\n", "not valid YAML"),
+])
+def test_bad_configs_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as ei:
+        _load(tmp_path, text)
+    assert message in str(ei.value)
+    assert str(tmp_path / "c.yaml") in str(ei.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        TrainConfig.load(tmp_path / "nope.yaml")
+
+
+def test_shipped_configs_load() -> None:
+    configs = sorted(CONFIGS.glob("*.yaml"))
+    assert configs, f"no configs in {CONFIGS}"
+    for path in configs:
+        cfg = TrainConfig.load(path)
+        assert cfg.data.train

@@ -1,0 +1,112 @@
+"""The training loop end to end on a tiny model: outputs, NaN skipping, early stopping, accumulation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from personvlm.data.vocab import Vocab
+from personvlm.models.checkpoint import load_checkpoint
+from personvlm.models.heads import IGNORE_INDEX
+from personvlm.models.personvlm import PersonVLM
+from personvlm.schema.compact import compact_slots
+from personvlm.training import trainer as trainer_mod
+from personvlm.training.config import TrainConfig
+from personvlm.training.dataset import PersonDataset, collate
+from personvlm.training.trainer import Trainer, TrainingError
+from training_data import make_dataset, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data"), n=24)
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_run_writes_a_loadable_model_directory(tmp_path: Path, data: Path) -> None:
+    cfg = TrainConfig.load(tiny_config(tmp_path / "c.yaml", data))
+    result = Trainer(cfg, tmp_path / "run", command="personvlm train -c c.yaml").run()
+    out = tmp_path / "run"
+    assert result["epochs"] == 3 and result["step"] == 3 * 5  # 18 train samples / batch 4 -> 5 steps
+    rows = _rows(out)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    for key in ("train_loss", "val_loss", "val_head_ma", "lr", "skipped_batches", "epoch_seconds"):
+        assert all(key in r for r in rows), key
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]  # it learns
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "personvlm train -c c.yaml" in (out / "MODEL_CARD.md").read_text()
+    model, vocab = load_checkpoint(out)
+    assert model.config.vocab_size == len(vocab)
+    grammar_words = {w for _, table, _ in compact_slots() for phrase in table for w in vocab.tokenize(phrase)}
+    assert grammar_words <= set(vocab.itos)  # constrained decoding can spell every compact phrase
+    with pytest.raises(TrainingError, match="already holds a run"):
+        Trainer(cfg, out).run()
+
+
+def test_collate_gives_each_sample_both_styles(data: Path, tmp_path: Path) -> None:
+    from personvlm.data.msp60k import load_jsonl
+
+    recs = load_jsonl(data)[:3]
+    vocab = Vocab.build([r.answer for r in recs] + [r.compact or "" for r in recs])
+    ds = PersonDataset(recs, vocab, (64, 32), 48)
+    batch = collate([ds[i] for i in range(3)], vocab.pad_id)
+    assert batch["images"].shape == (6, 3, 64, 32)
+    assert torch.equal(batch["images"][:3], batch["images"][3:])
+    assert batch["input_ids"][0, :2].tolist() == [vocab.bos_id, vocab.style_id("compact")]
+    assert batch["input_ids"][3, :2].tolist() == [vocab.bos_id, vocab.style_id("natural")]
+    assert (batch["target_ids"][:, 0] == IGNORE_INDEX).all()
+    assert vocab.decode(batch["target_ids"][0][batch["target_ids"][0] >= 0].tolist()) == recs[0].compact
+    assert batch["head_targets"]["upper_color"].shape == (6,)
+    assert batch["head_targets"]["bags"][0].tolist() == [0.0] * 7
+    assert (batch["head_targets"]["shoes_color"] == IGNORE_INDEX).all()  # unknown -> ignored
+
+
+def test_nan_batches_are_skipped_and_counted(tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = PersonVLM.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(self: PersonVLM, batch: dict) -> dict:
+        out = real(self, batch)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] in (2, 7):
+                out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(PersonVLM, "compute_loss", poisoned)
+    cfg = TrainConfig.load(tiny_config(tmp_path / "c.yaml", data, train={"epochs": 2}))
+    Trainer(cfg, tmp_path / "run").run()
+    rows = _rows(tmp_path / "run")
+    assert [r["skipped_batches"] for r in rows] == [1, 1]
+    model, _ = load_checkpoint(tmp_path / "run")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_early_stopping_on_validation_loss(tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    losses = iter([1.0, 0.5, 0.7, 0.6, 0.4])
+    monkeypatch.setattr(trainer_mod, "validate", lambda *a: {"val_loss": next(losses), "val_head_ma": 0.5})
+    cfg = TrainConfig.load(tiny_config(tmp_path / "c.yaml", data, train={"epochs": 5, "patience": 2}))
+    result = Trainer(cfg, tmp_path / "run").run()
+    assert result["epochs"] == 4 and result["best_val_loss"] == 0.5
+
+
+def test_gradient_accumulation_steps_per_epoch(tmp_path: Path, data: Path) -> None:
+    cfg = TrainConfig.load(tiny_config(tmp_path / "c.yaml", data, train={"epochs": 1, "grad_accum": 2}))
+    assert Trainer(cfg, tmp_path / "run").run()["step"] == 3  # 5 batches -> 3 optimiser steps
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path: Path, data: Path) -> None:
+    cfg = TrainConfig.load(tiny_config(tmp_path / "c.yaml", data))
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        Trainer(cfg, tmp_path / "empty", resume=True).run()
