@@ -82,6 +82,9 @@ class _Rows:
                    for c, s in zip(self.constraints, self.states, strict=True)]
         allowed = allowed_tokens(logits.shape[-1], histories, cfg.no_repeat_ngram_size, grammar, self.eos_id)
         if allowed is not None:
+            if allowed.shape[-1] != logits.shape[-1]:
+                raise ValueError(f"the constraint's vocabulary has {allowed.shape[-1]} tokens but the model "
+                                 f"scores {logits.shape[-1]}: build it from the model's own vocabulary")
             logits = logits.masked_fill(~allowed.to(logits.device), -torch.inf)
         return logits
 
@@ -158,7 +161,8 @@ def _beam_search(stepper: _Stepper, rows: _Rows, batch: int, config: GenerationC
     histories: list[list[int]] = [[] for _ in range(batch * k)]
     for step in range(config.max_new_tokens):
         logits = rows.restrict(stepper.next_logits(), histories, step)
-        logprobs = torch.nan_to_num(logits.log_softmax(dim=-1), nan=-torch.inf)
+        logprobs = logits.log_softmax(dim=-1)
+        logprobs = logprobs.masked_fill(logprobs.isnan(), -torch.inf)  # a row with no legal token
         vocab = logprobs.shape[-1]
         candidates = (scores.unsqueeze(1) + logprobs.cpu()).view(len(alive), k * vocab)
         top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=-1)
