@@ -51,15 +51,13 @@ def parameter_report(config: ModelConfig) -> dict[str, tuple[int, int]]:
     return {name: _count(module) for name, module in parts.items()}
 
 
-def check_parameter_budget(config: ModelConfig) -> int:
-    """Refuse configurations over the product's 100M-parameter bound before allocating anything."""
-    total = sum(t for t, _ in parameter_report(config).values())
+def check_parameter_budget(total: int) -> None:
+    """Refuse models over the product's 100M-parameter bound, saying which knobs to turn."""
     if total > MAX_PARAMETERS:
         raise ConfigError(
             f"configuration has {total / 1e6:.1f}M parameters, over the {MAX_PARAMETERS / 1e6:.0f}M limit; "
             "reduce width, layers, vocab_size or choose a smaller encoder"
         )
-    return total
 
 
 class PersonVLM(nn.Module):
@@ -67,9 +65,9 @@ class PersonVLM(nn.Module):
 
     def __init__(self, config: ModelConfig, load_weights: bool = True) -> None:
         super().__init__()
-        check_parameter_budget(config)
         self.config = config
         parts = _build_components(config, load_weights)
+        check_parameter_budget(sum(_count(module)[0] for module in parts.values()))
         self.encoder: Encoder = parts["encoder"]  # type: ignore[assignment]
         self.visual_tokens: VisualTokens = parts["visual_tokens"]  # type: ignore[assignment]
         self.heads: AttributeHeads = parts["heads"]  # type: ignore[assignment]

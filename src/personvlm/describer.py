@@ -1,0 +1,175 @@
+"""The public inference API: ``Describer.describe(images, style) -> list[PersonDescription]``.
+
+Serving, video, evaluation and the CLI call only this, never model internals.
+
+How caption and structure agree (the product promises they never contradict):
+
+1. The attribute heads decide the structure: each attribute's value and confidence, ``unknown``
+   below the attribute's calibrated threshold.
+2. ``compact`` captions are the grammar's rendering of that structure (``to_compact``), so
+   ``parse(caption)`` equals the structure by construction, for any weights. This is what
+   decoding under the compact grammar restricted to phrases agreeing with the heads yields: that
+   restriction leaves exactly one legal token at every step, so running the decoder through it
+   would only spend ~1 ms per token to reach the same string.
+3. ``natural`` captions are decoded freely, then read back with the natural-language parser; if
+   the caption states a value that contradicts a known head value, it is replaced by the schema's
+   rendering of the structure (``to_text(structure, "natural")``). A caption may stay silent on
+   an attribute; it may never say something else.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+import personvlm
+from personvlm.data.transforms import preprocess
+from personvlm.data.vocab import STYLE_TOKENS, Vocab
+from personvlm.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest
+from personvlm.models.config import ModelConfig
+from personvlm.models.heads import decide
+from personvlm.models.personvlm import PersonVLM
+from personvlm.schema import UNKNOWN, PersonDescription, parse, to_compact, to_text
+from personvlm.schema.compact import compact_slots
+
+MODEL_ENV = "PERSONVLM_MODEL"
+
+
+def default_model_dir() -> Path:
+    """``$PERSONVLM_MODEL`` if set, else ``models/default`` at the repository root."""
+    env = os.environ.get(MODEL_ENV)
+    return Path(env) if env else Path(personvlm.__file__).resolve().parents[2] / "models" / "default"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No model directory where one was expected; the message says how to get one."""
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage, accumulated over ``describe`` calls (for ``personvlm bench``)."""
+
+    preprocess: float = 0.0
+    encode: float = 0.0
+    decode: float = 0.0
+    calls: list[float] = field(default_factory=list)
+
+
+def schema_vocab() -> Vocab:
+    """A vocabulary covering every compact phrase (and the separator): what ``Describer.tiny`` uses."""
+    phrases = [phrase for _, table, _ in compact_slots() for phrase in table]
+    return Vocab.build([*phrases, ","])
+
+
+class Describer:
+    """A loaded model plus vocabulary, ready to describe decoded RGB images."""
+
+    def __init__(self, model: PersonVLM, vocab: Vocab, device: str | torch.device = "cpu",
+                 model_version: str = "unversioned", max_batch: int = 32, max_new_tokens: int = 96) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.vocab = vocab
+        self.model_version = model_version
+        self.max_batch = max_batch
+        self.max_new_tokens = max_new_tokens
+        self.times = StageTimes()
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    # --- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu") -> Describer:
+        """Load a model directory (``None``: the bundled ``models/default``, or ``$PERSONVLM_MODEL``)."""
+        directory = Path(path) if path is not None else default_model_dir()
+        if not directory.exists():
+            raise ModelNotFoundError(
+                f"{directory}: no model directory. Train one with `personvlm train --config FILE.yaml` "
+                f"(writes config.json, model.safetensors, vocab.json), then pass --model DIR or set {MODEL_ENV}."
+            )
+        model, vocab = load_checkpoint(directory, device)
+        return cls(model, vocab, device, model_version=f"{directory.name}-{weights_digest(directory)}")
+
+    @classmethod
+    def tiny(cls, seed: int = 0) -> Describer:
+        """A randomly initialised tiny model (tiny CNN, 2 layers, width 64) for tests: no weights needed."""
+        torch.manual_seed(seed)
+        vocab = schema_vocab()
+        config = ModelConfig(encoder="tiny_cnn", pretrained=False, width=64, layers=2, heads=4,
+                             vocab_size=len(vocab), max_len=128, dropout=0.0)
+        return cls(PersonVLM(config), vocab, model_version=f"tiny-seed{seed}", max_batch=8, max_new_tokens=96)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        return save_checkpoint(directory, self.model, self.vocab)
+
+    # --- inference ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def describe(self, images: Sequence[Image.Image], style: str = "compact") -> list[PersonDescription]:
+        """Describe decoded RGB images (decode with ``personvlm.imageio.load_image``), ``max_batch`` at a time."""
+        if style not in STYLE_TOKENS:
+            raise ValueError(f"unknown caption style {style!r}; expected one of {tuple(STYLE_TOKENS)}")
+        out: list[PersonDescription] = []
+        for start in range(0, len(images), self.max_batch):
+            out += self._describe_batch(images[start:start + self.max_batch], style)
+        return out
+
+    def _describe_batch(self, images: Sequence[Image.Image], style: str) -> list[PersonDescription]:
+        t0 = time.perf_counter()
+        batch = preprocess(images, self.config.image_size).to(self.device)
+        if self.device.type == "cpu":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        t1 = time.perf_counter()
+        visual = self.model.encode_images(batch)
+        thresholds = {a: self.config.unknown_threshold(a) for a in self.model.heads.names}
+        structures = [PersonDescription(row) for row in decide(self.model.head_logits(visual), thresholds)]
+        t2 = time.perf_counter()
+        captions = self._captions(visual, structures, style)
+        t3 = time.perf_counter()
+        self.times.preprocess += t1 - t0
+        self.times.encode += t2 - t1
+        self.times.decode += t3 - t2
+        self.times.calls.append(t3 - t0)
+        return [s.replace(caption=c, style=style) for s, c in zip(structures, captions, strict=True)]
+
+    def _captions(self, visual: Tensor, structures: list[PersonDescription], style: str) -> list[str]:
+        if style == "compact":
+            return [to_compact(s) for s in structures]
+        texts = [self.vocab.decode(ids) for ids in self._greedy(visual, style)]
+        return [text if not contradicts(text, s) else to_text(s, "natural")
+                for text, s in zip(texts, structures, strict=True)]
+
+    def _greedy(self, visual: Tensor, style: str) -> list[list[int]]:
+        """Greedy KV-cached decoding; finished rows stop collecting tokens."""
+        b = visual.shape[0]
+        prompt = torch.tensor([[self.vocab.bos_id, self.vocab.style_id(style)]] * b, device=self.device)
+        budget = min(self.max_new_tokens, self.config.max_len - prompt.shape[1])
+        logits, cache = self.model.decode(prompt, visual)
+        out: list[list[int]] = [[] for _ in range(b)]
+        done = [False] * b
+        for _ in range(budget):
+            tokens = logits[:, -1].argmax(dim=-1)
+            for i, tok in enumerate(tokens.tolist()):
+                if not done[i]:
+                    done[i] = tok == self.vocab.eos_id
+                    if not done[i]:
+                        out[i].append(tok)
+            if all(done):
+                break
+            logits, cache = self.model.decode(tokens.view(b, 1), visual, cache)
+        return out
+
+
+def contradicts(caption: str, structure: PersonDescription) -> bool:
+    """True when ``caption`` reads back to a known value different from ``structure``'s known value."""
+    said = parse(caption).values()
+    return any(v != UNKNOWN and said[k] != UNKNOWN and said[k] != v for k, v in structure.values().items())
