@@ -7,6 +7,7 @@ import typer
 
 from personvlm.data.cli import app as data_app
 from personvlm.describe_cli import bench, describe
+from personvlm.evaluation.cli import evaluate
 from personvlm.models.cli import app as model_app
 from personvlm.serving.cli import app as queue_app
 from personvlm.training.cli import train
@@ -21,6 +22,7 @@ app.command("train")(train)
 app.add_typer(model_app, name="model", help="Inspect model configurations and checkpoints (parameters per component).")
 app.command("describe")(describe)
 app.command("bench")(bench)
+app.command("evaluate")(evaluate)
 app.add_typer(queue_app)  # worker, publish, search, bench-queue (top-level commands)
 
 

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
+from personvlm.evaluation.cli import real_eval
+
 app = typer.Typer(no_args_is_help=True)
+app.command("real-eval")(real_eval)
 
 
 @app.command("validate")
@@ -35,3 +38,80 @@ def validate(
     typer.echo(f"{jsonl}: {n} valid record(s), {len(result.skipped_missing)} skipped for missing images; "
                f"one_hot {result.n_with_one_hot}/{n}, attributes {result.n_with_attributes}/{n}, "
                f"compact {result.n_with_compact}/{n}")
+
+
+@app.command("synth")
+def synth(
+    n: Annotated[int, typer.Option("--n", help="Number of crops to render.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: images/*.jpg, data.jsonl (MSP60K format).")],
+    seed: Annotated[int, typer.Option("--seed", help="Run seed; the same seed gives the same bytes.")] = 0,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Rendering processes (default: all CPU cores); does not change the output.")] = None,
+    sheet: Annotated[bool, typer.Option("--sheet", help="Also write sheet.png, a contact sheet of the first crops.")]
+    = False,
+    marginals: Annotated[Path | None, typer.Option(
+        "--marginals", help="Label frequencies JSON (default: the bundled MSP60K-derived marginals.json).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing data.jsonl in --out.")] = False,
+) -> None:
+    """Render labelled synthetic pedestrian crops (attributes, one_hot, compact and natural captions)."""
+    from personvlm.data.synth import Marginals, MarginalsError, SynthError, write_dataset
+
+    try:
+        table = Marginals.load(marginals)
+        summary = write_dataset(out, n, seed, workers, table, sheet=sheet, overwrite=overwrite)
+    except (SynthError, MarginalsError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {summary.n} crops to {summary.out} in {summary.seconds:.1f} s "
+               f"({summary.images_per_second:.0f} images/s)" + (f"; sheet: {summary.sheet}" if summary.sheet else ""))
+
+
+@app.command("synth-bench")
+def synth_bench(
+    n: Annotated[int, typer.Option("--n", help="Crops per repeat.")] = 300,
+    workers: Annotated[int | None, typer.Option("--workers", help="Rendering processes (default: all cores).")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="Runs; the best and the median are reported.")] = 3,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
+) -> None:
+    """Measure end-to-end synthesis speed (render, caption, JPEG, write) in images/s."""
+    import json
+    import os
+    import statistics
+    import tempfile
+
+    from personvlm.data.synth import write_dataset
+
+    workers = workers or os.cpu_count() or 1
+    rates = []
+    for i in range(max(1, repeats)):
+        with tempfile.TemporaryDirectory(prefix="personvlm-synth-bench-") as tmp:
+            rates.append(write_dataset(Path(tmp), n, seed=i, workers=workers, progress=False).images_per_second)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    result = {"images_per_s_best": round(max(rates), 1), "images_per_s_median": round(statistics.median(rates), 1),
+              "n": n, "workers": workers, "repeats": len(rates), "cpu_count": os.cpu_count(), "loadavg_1m": load}
+    typer.echo(f"synth: {result['images_per_s_median']:.0f} images/s median, {result['images_per_s_best']:.0f} best "
+               f"({n} crops x {len(rates)} runs, {workers} workers, load average {load:.2f} on {os.cpu_count()} cores)")
+    if json_out:
+        typer.echo(json.dumps(result))
+
+
+@app.command("synth-marginals")
+def synth_marginals(
+    jsonl: Annotated[Path, typer.Argument(help="MSP60K-format JSONL with one_hot labels (e.g. val.jsonl).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the marginals JSON.")],
+    floor: Annotated[float, typer.Option("--floor", help="Minimum probability of every value (learnability).")]
+    = 0.03,
+) -> None:
+    """Derive the renderer's label frequencies from MSP60K one_hot labels (how marginals.json was made)."""
+    import json
+
+    from personvlm.data.synth import MarginalsError, marginals_from_msp60k
+    from personvlm.data.synth.sampling import one_hots_from_jsonl
+
+    try:
+        rows = one_hots_from_jsonl(jsonl)
+    except MarginalsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    out.write_text(json.dumps(marginals_from_msp60k(rows, floor), indent=1) + "\n", encoding="utf-8")
+    typer.echo(f"wrote marginals from {len(rows)} rows to {out}")

@@ -1,0 +1,145 @@
+"""``personvlm evaluate`` and ``personvlm data real-eval``: the commands that print the figures
+the README and model card quote, so every number has a command that reproduces it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from personvlm.describer import Describer, ModelNotFoundError
+from personvlm.evaluation.captions import METRIC_NAMES
+
+MODEL_HELP = "Model directory (config.json, model.safetensors, vocab.json); default: the bundled models/default."
+
+
+def load_describer(model: Path | None, console: Console) -> Describer:
+    """Load a model directory or exit with status 2 and a message naming what is missing."""
+    from personvlm.data.vocab import VocabError
+    from personvlm.models.checkpoint import CheckpointError
+    from personvlm.models.config import ConfigError
+
+    try:
+        return Describer.from_pretrained(model)
+    except (ModelNotFoundError, CheckpointError, ConfigError, VocabError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+def _figure(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def metrics_table(metrics: dict[str, Any]) -> Table:
+    """The headline figures, with the image-blind baseline beside the caption metrics."""
+    table = Table(title=f"evaluation of {metrics.get('model_version', '')}")
+    table.add_column("figure")
+    table.add_column("model", justify="right")
+    table.add_column("baseline", justify="right")
+    for key in ("mA_heads", "mA_caption", "parse_rate"):
+        table.add_row(key, _figure(metrics.get(key)), "")
+    base = metrics.get("baseline", {})
+    for key in METRIC_NAMES:
+        table.add_row(key, _figure(metrics.get(key)), _figure(base.get(key)))
+    table.add_row("crops (skipped)", f"{metrics['n']} ({metrics['skipped']})", "")
+    return table
+
+
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="MSP60K-format JSONL to evaluate on (a split never used in training).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder for metrics.json and report.html.")],
+    model: Annotated[Path | None, typer.Option("--model", help=MODEL_HELP)] = None,
+    image_root: Annotated[Path | None, typer.Option(
+        "--image-root", help="Folder the JSONL's image paths are relative to (default: the JSONL's folder).")] = None,
+    skip_missing: Annotated[bool, typer.Option(
+        "--skip-missing", help="Evaluate the rows whose images exist and decode; report how many were skipped.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per model call.")] = 32,
+    gallery: Annotated[int, typer.Option("--gallery", min=0, help="How many crops the report's gallery shows.")] = 48,
+) -> None:
+    """Evaluate a model on a labelled JSONL: attribute metrics from the heads and from the parsed
+    compact caption, parse rate, BLEU/ROUGE-L/CIDEr-D of natural captions against the `answer`
+    references with an image-blind baseline, written to OUT/metrics.json and a self-contained
+    OUT/report.html."""
+    from personvlm.data.msp60k import DatasetError, scan_jsonl
+    from personvlm.evaluation.evaluate import EvaluationError, compute_metrics, describe_records
+    from personvlm.evaluation.report import write_report
+
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        loaded = scan_jsonl(data, image_root, skip_missing)
+    except DatasetError as exc:
+        for line in exc.errors[:20]:
+            console.print(line, markup=False, highlight=False)
+        if len(exc.errors) > 20:
+            console.print(f"... and {len(exc.errors) - 20} more")
+        console.print(f"[red]error:[/red] {len(exc.errors)} problem(s) in {data}"
+                      + ("" if skip_missing else " (--skip-missing evaluates the rows whose images exist)"))
+        raise typer.Exit(1) from None
+    describer = load_describer(model, console)
+    records = loaded.records
+    with progress_bar(console) as bar:
+        task = bar.add_task("describing", total=len(records))
+        try:
+            samples, unreadable = describe_records(describer, records, batch_size, skip_missing,
+                                                   on_batch=lambda n: bar.advance(task, n))
+        except EvaluationError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    skipped = loaded.skipped_missing + unreadable
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} row(s)[/yellow] (missing or unreadable images), first: {skipped[0]}")
+    try:
+        metrics = compute_metrics(samples, describer.model_version, skipped)
+    except EvaluationError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    metrics["data"] = str(data)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(out / "report.html", samples, metrics, subtitle=f"data: {data}", model_dir=model, gallery=gallery)
+    Console().print(metrics_table(metrics))
+    console.print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
+
+
+def real_eval(
+    labels: Annotated[Path, typer.Option("--labels", help="Real-crop labels JSONL (image paths relative to it).")],
+    model: Annotated[Path | None, typer.Option("--model", help=MODEL_HELP)] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help='Also print one JSON line last: {field: accuracy, ..., "coverage": {...}, "n": N}.')] = False,
+) -> None:
+    """Describe hand-labelled real surveillance crops and score each labelled field (unknown
+    labels skipped; an unknown answer counts as not correct; coverage = share answered)."""
+    from personvlm.evaluation.real_eval import LabelsError, evaluate_real, load_labels, summary_json
+    from personvlm.imageio import ImageError
+
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        crops = load_labels(labels)
+    except LabelsError as exc:
+        for line in exc.errors:
+            console.print(line, markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    describer = load_describer(model, console)
+    try:
+        scores, _ = evaluate_real(lambda images: describer.describe(images, style="compact"), crops)
+    except ImageError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"real crops: {len(crops)} from {labels.name}, model {describer.model_version}")
+    for column in ("field", "accuracy", "coverage", "labelled"):
+        table.add_column(column, justify="left" if column == "field" else "right")
+    for s in scores:
+        table.add_row(s.field, _figure(s.accuracy), _figure(s.coverage), str(s.labelled))
+    Console().print(table)
+    if as_json:
+        print(json.dumps(summary_json(scores, len(crops))))
