@@ -1,0 +1,699 @@
+"""Drawing one person (and what they ride, carry and sit on) onto a transparent layer.
+
+Everything is PIL polygons, lines and ellipses between the joints of ``skeleton.py``, in
+back-to-front order for the view (a backpack is behind the torso from the front and on top of
+it from behind). Garments are painted through a mask so they can carry a texture (stripes,
+check, print, denim) in one paste. Shading and the camera effects come later (``scene.py``),
+applied to the whole crop at once, which keeps this module free of per-pixel work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from personvlm.data.synth.colors import RGB, hair_shade, mix, scale, shade, skin_tone
+from personvlm.data.synth.draws import pick
+from personvlm.data.synth.skeleton import Pt, Skeleton, build
+
+COATS = {"coat": 0.78, "cotton-padded coat": 0.66, "graduation gown": 0.93}  # hem as fraction of height
+HAND_BAGS = ("handbag", "plastic bag", "paper bag", "suitcase")
+BACKPACK_COLORS = ["black", "black", "gray", "blue", "red", "green"]
+
+
+@dataclass
+class Drawn:
+    """What the drawing made visible, for the label (face shown, hands shown, feet drawn)."""
+
+    face_visible: bool
+    hands_visible: bool
+    feet_y: float  # bottom of the shoes, for deciding when a crop cut them off
+    bbox: tuple[float, float, float, float]
+
+
+class Painter:
+    """A transparent RGBA layer plus helpers that draw limbs and paint textured garments."""
+
+    def __init__(self, size: tuple[int, int], rng: np.random.Generator) -> None:
+        self.size = size
+        self.layer = Image.new("RGBA", size, (0, 0, 0, 0))
+        self.draw = ImageDraw.Draw(self.layer)
+        self.rng = rng
+        self.item_colors: dict[str, RGB] = {}  # one colour per item, however many parts draw it
+
+    def item_color(self, item: str, names: list[str]) -> RGB:
+        """The colour of ``item`` (e.g. the backpack), drawn once from ``names`` and then reused."""
+        if item not in self.item_colors:
+            self.item_colors[item] = shade(self.rng, pick(self.rng, names))
+        return self.item_colors[item]
+
+    def limb(self, a: Pt, b: Pt, width: float, color: RGB, draw: ImageDraw.ImageDraw | None = None) -> None:
+        """A thick segment with round ends (joints look continuous when limbs meet)."""
+        d = draw or self.draw
+        fill = (*color, 255)
+        w = max(1, round(width))
+        d.line([a, b], fill=fill, width=w)
+        r = width / 2
+        for x, y in (a, b):
+            d.ellipse([x - r, y - r, x + r, y + r], fill=fill)
+
+    def ellipse(self, c: Pt, rx: float, ry: float, color: RGB, draw: ImageDraw.ImageDraw | None = None) -> None:
+        (draw or self.draw).ellipse([c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry], fill=(*color, 255))
+
+    def poly(self, pts: list[Pt], color: RGB, draw: ImageDraw.ImageDraw | None = None) -> None:
+        (draw or self.draw).polygon(pts, fill=(*color, 255))
+
+    def fabric(self, base: RGB, texture: str, denim: bool = False) -> Image.Image:
+        """A full-layer image of the garment's cloth: base colour plus its pattern."""
+        rng = self.rng
+        img = Image.new("RGB", self.size, base)
+        if texture == "plain" and not denim:
+            return img
+        d = ImageDraw.Draw(img)
+        w, h = self.size
+        other = mix(base, (255, 255, 255) if sum(base) < 380 else (20, 20, 20), rng.uniform(0.35, 0.6))
+        if texture == "stripes":
+            period = int(rng.integers(4, 8))
+            for y in range(int(rng.integers(0, period)), h, period):
+                d.line([(0, y), (w, y)], fill=other, width=max(1, period // 3))
+        elif texture == "check":
+            period = int(rng.integers(5, 9))
+            for y in range(0, h, period):
+                d.line([(0, y), (w, y)], fill=other, width=1)
+            for x in range(0, w, period):
+                d.line([(x, 0), (x, h)], fill=other, width=1)
+        elif texture == "print":
+            for _ in range(int(rng.integers(10, 30))):
+                x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(1, 3)
+                d.ellipse([x - r, y - r, x + r, y + r], fill=other if rng.random() < 0.6 else scale(base, 0.6))
+        if denim:
+            for x in range(0, w, 3):
+                d.line([(x, 0), (x, h)], fill=scale(base, 1.12), width=1)
+        return img
+
+    def paint(self, cloth: Image.Image, shapes: list[tuple[str, Any]]) -> None:
+        """Paint ``cloth`` through the union of ``shapes``: ("poly", pts) / ("limb", (a, b, w))."""
+        mask = Image.new("L", self.size, 0)
+        d = ImageDraw.Draw(mask)
+        for kind, arg in shapes:
+            if kind == "poly":
+                d.polygon(arg, fill=255)
+            else:
+                a, b, w = arg
+                d.line([a, b], fill=255, width=max(1, round(w)))
+                r = w / 2
+                for x, y in (a, b):
+                    d.ellipse([x - r, y - r, x + r, y + r], fill=255)
+        box = mask.getbbox()
+        if box:  # paste only the covered rectangle: a full-layer paste costs 10x more
+            self.layer.paste(cloth.crop(box), box[:2], mask.crop(box))
+
+
+def _lerp(a: Pt, b: Pt, t: float) -> Pt:
+    return a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t
+
+
+def hand_jobs(values: dict[str, Any], facing: int) -> list[str | None]:
+    """Decide what each hand does from pose, held items and bags (index 1 = near/right hand)."""
+    motion, pose, held, bags = values["motion"], values["pose"], values["held"], values["bags"]
+    if motion.startswith("riding") and motion != "riding skateboard":
+        return ["handlebar", "handlebar"]
+    if "arms crossed" in pose:
+        return ["crossed", "crossed"]
+    if "hands behind back" in pose:
+        return ["behind", "behind"]
+    jobs: list[str] = []
+    if "calling" in pose:
+        jobs.append("phone_ear")
+    if "smoking" in pose:
+        jobs.append("mouth")
+    for item in held:
+        if item == "phone" and "calling" in pose:
+            continue
+        jobs.append({"umbrella": "umbrella", "cup": "cup", "phone": "phone"}[item])
+    jobs += [f"bag:{b}" for b in bags if b in HAND_BAGS]
+    hands: list[str | None] = [None, None]
+    for i, job in enumerate(jobs[:2]):
+        hands[1 - i] = job
+    return hands
+
+
+def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, ground: float,
+                facing: int) -> Drawn:
+    """Draw the person described by ``values`` (all known) standing on ``ground`` at ``cx``."""
+    rng = painter.rng
+    jobs = hand_jobs(values, facing)
+    skel = build(values, rng, u, cx, ground, facing,
+                 [("hold" if j and j.startswith("bag:") else j) for j in jobs])
+    view = skel.view
+    side = view == "side"
+    skin = skin_tone(rng)
+    hair = hair_shade(rng, values["hair_color"]) if values["hair_color"] in (
+        "black", "brown", "blonde", "gray", "white", "red") else scale(skin, 0.8)
+    upper_rgb = shade(rng, values["upper_color"])
+    lower_rgb = shade(rng, values["lower_color"]) if values["lower_type"] != "dress" else upper_rgb
+    shoe_rgb = shade(rng, values["shoes_color"])
+    glove_rgb = shade(rng, "black" if rng.random() < 0.6 else pick(rng, ["gray", "brown", "blue", "red"]))
+    hand_rgb = glove_rgb if values["gloves"] == "yes" else skin
+    upper_cloth = painter.fabric(upper_rgb, values.get("_texture_upper", "plain"))
+    lower_cloth = painter.fabric(lower_rgb, values.get("_texture_lower", "plain"), denim=values["lower_type"] == "jeans")
+    if values["lower_type"] == "dress":
+        lower_cloth = upper_cloth
+
+    _draw_vehicle_back(painter, skel, values, ground)
+    if view == "front":
+        _draw_behind_front(painter, skel, values, hair, upper_rgb)
+    if skel.arms_behind and view != "back":
+        for i in (0, 1):
+            _draw_arm(painter, skel, i, values, upper_cloth, skin, hand_rgb)
+    if side:
+        _draw_arm(painter, skel, 0, values, upper_cloth, skin, hand_rgb)
+        _draw_leg(painter, skel, 0, values, lower_cloth, skin, shoe_rgb)
+        _draw_leg(painter, skel, 1, values, lower_cloth, skin, shoe_rgb)
+    else:
+        for i in (0, 1):
+            _draw_leg(painter, skel, i, values, lower_cloth, skin, shoe_rgb)
+    _draw_skirt(painter, skel, values, lower_cloth)
+    _draw_torso(painter, skel, values, upper_cloth, upper_rgb, skin)
+    if view == "back":
+        _draw_back_items(painter, skel, values, hair)
+    arm_order = (1,) if side else (0, 1)
+    if not (skel.arms_behind and view != "back"):
+        for i in arm_order:
+            _draw_arm(painter, skel, i, values, upper_cloth, skin, hand_rgb)
+    _draw_head(painter, skel, values, skin, hair)
+    _draw_front_items(painter, skel, values, upper_rgb)
+    _draw_held(painter, skel, values, jobs, hand_rgb)
+    _draw_vehicle_front(painter, skel, values, ground)
+
+    hands_visible = not (skel.arms_behind and view == "front")
+    feet_y = max(a[1] for a in skel.ankle) + u * 0.035
+    xs = [p[0] for p in (*skel.shoulder, *skel.wrist, *skel.ankle, *skel.knee)]
+    bbox = (min(xs) - skel.arm_w, ground - u, max(xs) + skel.arm_w, max(feet_y, ground))
+    return Drawn(face_visible=view != "back", hands_visible=hands_visible, feet_y=feet_y, bbox=bbox)
+
+
+# --- body parts ---------------------------------------------------------------------------
+def _draw_leg(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.Image, skin: RGB, shoe: RGB) -> None:
+    hip, knee, ankle = s.hip[i], s.knee[i], s.ankle[i]
+    lw = s.leg_w
+    kind = v["lower_type"]
+    p.limb(hip, knee, lw, skin)
+    p.limb(knee, ankle, lw * 0.8, skin)
+    if kind in ("trousers", "jeans"):
+        flare = 1.1 if kind == "jeans" else 1.0
+        p.paint(cloth, [("limb", (hip, knee, lw * 1.05)), ("limb", (knee, _lerp(knee, ankle, 0.95), lw * 0.9 * flare))])
+    elif kind == "shorts":
+        p.paint(cloth, [("limb", (hip, _lerp(hip, knee, 0.75), lw * 1.15))])
+    # shoes
+    toe_dir = s.facing if s.view == "side" else 0
+    fl = s.u * (0.065 if toe_dir else 0.03)
+    fh = s.u * 0.028
+    foot = (ankle[0] + toe_dir * fl * 0.55, ankle[1] + fh * 0.7)
+    stype = v["shoes_type"]
+    if stype == "boots":
+        p.limb(_lerp(knee, ankle, 0.55), ankle, lw * 0.9, shoe)
+    if stype == "sandals":
+        p.ellipse(foot, fl * 0.55 if toe_dir else lw * 0.42, fh * 0.55, skin)
+        p.draw.line([(foot[0] - lw * 0.4, foot[1]), (foot[0] + lw * 0.4, foot[1])], fill=(*shoe, 255), width=1)
+        p.draw.line([(ankle[0] - lw * 0.3, ankle[1] + 1), (ankle[0] + lw * 0.3, ankle[1] + 1)], fill=(*shoe, 255))
+        return
+    rx = fl * 0.6 if toe_dir else lw * 0.45
+    p.ellipse(foot, rx, fh * 0.6, shoe)
+    if stype == "casual":  # a light sole
+        sole = (225, 225, 220) if sum(shoe) < 500 else (120, 120, 120)
+        p.draw.line([(foot[0] - rx, foot[1] + fh * 0.45), (foot[0] + rx, foot[1] + fh * 0.45)], fill=(*sole, 255),
+                    width=max(1, round(fh * 0.35)))
+    elif stype == "leather":  # a shine on the toe
+        p.ellipse((foot[0] + toe_dir * rx * 0.4, foot[1] - fh * 0.15), rx * 0.25, fh * 0.18, scale(shoe, 1.6))
+    elif stype == "other":  # slippers: flat, with a contrasting band
+        p.draw.line([(foot[0] - rx, foot[1] - fh * 0.2), (foot[0] + rx, foot[1] - fh * 0.2)],
+                    fill=(*mix(shoe, (255, 255, 255), 0.5), 255), width=max(1, round(fh * 0.4)))
+
+
+def _draw_skirt(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image) -> None:
+    kind = v["lower_type"]
+    if kind not in ("short skirt", "long skirt"):
+        return
+    top = s.pelvis[1] - s.u * 0.04
+    hem_y = _lerp(s.hip[0], s.knee[0], 0.7)[1] if kind == "short skirt" else _lerp(s.knee[0], s.ankle[0], 0.8)[1]
+    xs = s.leg_x_at(hem_y)
+    half = s.hip_half * (1.0 if s.view != "side" else 1.1)
+    left = min(*xs, s.pelvis[0] - half) - s.leg_w * 0.7
+    right = max(*xs, s.pelvis[0] + half) + s.leg_w * 0.7
+    p.paint(cloth, [("poly", [(s.pelvis[0] - half, top), (s.pelvis[0] + half, top), (right, hem_y), (left, hem_y)])])
+
+
+def _torso_outline(s: Skeleton, hem_y: float, puff: float) -> list[Pt]:
+    """Torso polygon from the shoulders to ``hem_y`` (covering the legs for long coats)."""
+    sh_c = _lerp(s.shoulder[0], s.shoulder[1], 0.5)
+    pel = s.pelvis
+    waist = _lerp(sh_c, pel, 0.62)
+    sw, ww, hw = s.shoulder_half * puff, s.waist_half * puff, s.hip_half * puff
+    if s.view == "side":
+        f = s.facing
+        back = [(sh_c[0] - f * sw, sh_c[1] - s.u * 0.005), (waist[0] - f * ww, waist[1]), (pel[0] - f * hw, pel[1])]
+        front = [(sh_c[0] + f * sw * 1.1, sh_c[1] + s.u * 0.02), (waist[0] + f * ww * (1.2 if puff > 1.2 else 1.0),
+                                                                  waist[1]), (pel[0] + f * hw, pel[1])]
+    else:
+        back = [(sh_c[0] - sw, sh_c[1] + s.u * 0.01), (waist[0] - ww, waist[1]), (pel[0] - hw, pel[1])]
+        front = [(sh_c[0] + sw, sh_c[1] + s.u * 0.01), (waist[0] + ww, waist[1]), (pel[0] + hw, pel[1])]
+    if hem_y > pel[1] + 1:
+        xs = s.leg_x_at(hem_y)
+        lo, hi = min(xs) - s.leg_w * 0.75, max(xs) + s.leg_w * 0.75
+        if s.view == "side":
+            back.append((hi if s.facing < 0 else lo, hem_y))
+            front.append((lo if s.facing < 0 else hi, hem_y))
+        else:
+            back.append((min(lo, pel[0] - hw), hem_y))
+            front.append((max(hi, pel[0] + hw), hem_y))
+    return [*back, *reversed(front)]
+
+
+def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, base: RGB, skin: RGB) -> None:
+    kind = v["upper_type"]
+    ground = s.ankle[0][1] + s.u * 0.045
+    height_top = ground - s.u
+    if kind in COATS:
+        hem_y = height_top + s.u * COATS[kind] * (p.rng.uniform(0.97, 1.04))
+    elif kind == "dress":
+        hem_y = height_top + s.u * (0.74 if p.rng.random() < 0.6 else 0.88)
+    elif kind in ("t-shirt", "vest", "shirt", "sweater", "hoodie", "jacket", "suit", "uniform", "chef uniform"):
+        hem_y = s.pelvis[1] + s.u * (0.015 if kind != "suit" else 0.04)
+    else:
+        hem_y = s.pelvis[1]
+    if v["motion"] in ("sitting", "riding bicycle") and hem_y > s.pelvis[1]:
+        hem_y = s.pelvis[1] + (hem_y - s.pelvis[1]) * 0.3
+    puff = 1.18 if kind == "cotton-padded coat" else 1.06 if kind in ("coat", "graduation gown") else 1.0
+    outline = _torso_outline(s, hem_y, puff)
+    # neck
+    p.limb(s.neck, _lerp(s.neck, s.head, 0.4), s.head_w * 0.5, skin)
+    p.paint(cloth, [("poly", outline)])
+    d = p.draw
+    sh_c = _lerp(s.shoulder[0], s.shoulder[1], 0.5)
+    dark = scale(base, 0.6) if sum(base) > 120 else mix(base, (255, 255, 255), 0.25)
+    lw = max(1, round(s.u * 0.008))
+    front_view = s.view == "front"
+    x_mid = sh_c[0] + (s.facing * s.shoulder_half * 0.6 if s.view == "side" else 0)
+    if kind == "cotton-padded coat":  # quilting
+        for t in np.linspace(0.15, 0.95, 5):
+            y = sh_c[1] + (hem_y - sh_c[1]) * t
+            d.line([(outline[0][0] - 2, y), (outline[-1][0] + 2, y)], fill=(*scale(base, 0.72), 255), width=lw)
+        p.paint(p.fabric(base, "plain"), [("poly", [(o[0], o[1]) for o in outline[:1]] + [
+            (outline[-1][0], outline[-1][1])] + [(sh_c[0] + s.shoulder_half * 0.4, sh_c[1] - s.u * 0.02),
+                                                 (sh_c[0] - s.shoulder_half * 0.4, sh_c[1] - s.u * 0.02)])])
+    if front_view and kind in ("jacket", "coat", "cotton-padded coat", "hoodie", "uniform"):
+        d.line([(x_mid, sh_c[1] + s.u * 0.02), (x_mid, hem_y)], fill=(*dark, 255), width=lw)  # zip / opening
+    if front_view and kind in ("suit", "coat"):
+        inner = (235, 235, 235) if kind == "suit" else scale(base, 0.75)
+        vy = sh_c[1] + s.u * (0.13 if kind == "suit" else 0.08)
+        p.poly([(x_mid - s.shoulder_half * 0.35, sh_c[1] + 1), (x_mid + s.shoulder_half * 0.35, sh_c[1] + 1),
+                (x_mid, vy)], inner)
+        if kind == "suit":
+            tie = shade(p.rng, pick(p.rng, ["red", "blue", "black", "gray"]))
+            d.line([(x_mid, sh_c[1] + 2), (x_mid, vy)], fill=(*tie, 255), width=max(1, round(s.u * 0.012)))
+            for side_sign in (-1, 1):  # lapels
+                d.line([(x_mid + side_sign * s.shoulder_half * 0.4, sh_c[1] + 1), (x_mid, vy + s.u * 0.02)],
+                       fill=(*scale(base, 0.55), 255), width=lw)
+    if kind == "shirt" and s.view != "back":
+        col = mix(base, (255, 255, 255), 0.4)
+        p.poly([(x_mid - s.shoulder_half * 0.3, sh_c[1]), (x_mid, sh_c[1] + s.u * 0.035),
+                (x_mid + s.shoulder_half * 0.3, sh_c[1])], col)
+        if front_view:
+            for t in (0.3, 0.5, 0.7):
+                p.ellipse((x_mid, sh_c[1] + (hem_y - sh_c[1]) * t), 0.7, 0.7, scale(base, 0.5))
+    if kind == "t-shirt" and front_view:
+        p.ellipse((x_mid, sh_c[1] + 1), s.head_w * 0.28, s.u * 0.012, skin)
+    if kind in ("sweater",):
+        d.line([(outline[0][0], hem_y - lw), (outline[-1][0], hem_y - lw)], fill=(*scale(base, 0.8), 255), width=lw + 1)
+    if kind == "hoodie" and front_view:
+        p.ellipse((x_mid, hem_y - s.u * 0.06), s.shoulder_half * 0.45, s.u * 0.025, scale(base, 0.8))
+        for dx in (-1, 1):
+            d.line([(x_mid + dx * s.head_w * 0.18, sh_c[1] + 1), (x_mid + dx * s.head_w * 0.2, sh_c[1] + s.u * 0.07)],
+                   fill=(235, 235, 235, 255), width=1)
+    if kind == "chef uniform" and front_view:
+        for dx in (-0.35, 0.35):
+            for t in (0.2, 0.4, 0.6):
+                p.ellipse((x_mid + dx * s.shoulder_half, sh_c[1] + (hem_y - sh_c[1]) * t), 0.9, 0.9, (60, 60, 60))
+    if kind == "uniform":
+        for sh in s.shoulder:  # epaulettes and a belt
+            p.ellipse(sh, s.shoulder_half * 0.22, s.u * 0.01, scale(base, 0.55))
+        d.line([(s.pelvis[0] - s.hip_half, s.pelvis[1] - s.u * 0.03), (s.pelvis[0] + s.hip_half, s.pelvis[1] - s.u * 0.03)],
+               fill=(30, 30, 30, 255), width=lw + 1)
+        if front_view:
+            p.ellipse((sh_c[0] + s.shoulder_half * 0.4, sh_c[1] + s.u * 0.05), 1.2, 1.2, (220, 190, 60))
+    if kind == "graduation gown" and front_view:
+        p.poly([(x_mid - s.shoulder_half * 0.4, sh_c[1] + 1), (x_mid + s.shoulder_half * 0.4, sh_c[1] + 1),
+                (x_mid, sh_c[1] + s.u * 0.08)], shade(p.rng, pick(p.rng, ["red", "blue", "yellow", "white"])))
+
+
+def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.Image, skin: RGB, hand: RGB) -> None:
+    sh, el, wr = s.shoulder[i], s.elbow[i], s.wrist[i]
+    aw = s.arm_w
+    kind, sleeve = v["upper_type"], v["upper_sleeve"]
+    puff = 1.3 if kind == "cotton-padded coat" else 1.5 if kind == "graduation gown" else 1.1
+    p.limb(sh, el, aw, skin)
+    p.limb(el, wr, aw * 0.85, skin)
+    if sleeve == "long":
+        p.paint(cloth, [("limb", (sh, el, aw * puff)), ("limb", (el, _lerp(el, wr, 0.9), aw * puff * 0.9))])
+    elif sleeve == "short":
+        p.paint(cloth, [("limb", (sh, _lerp(sh, el, 0.55), aw * 1.25))])
+    if not (s.arms_behind and s.view == "front"):
+        p.ellipse(_lerp(el, wr, 1.08), aw * 0.55, aw * 0.6, hand)
+
+
+def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, upper: RGB) -> None:
+    """Things behind a front-facing body: long hair down the back, a hood, a backpack's sides."""
+    hx, hy = s.head
+    if v["hair_length"] == "long" and v["headwear"] != "helmet":
+        length = s.head_h * p.rng.uniform(1.3, 2.0)
+        p.poly([(hx - s.head_w * 0.55, hy - s.head_h * 0.1), (hx + s.head_w * 0.55, hy - s.head_h * 0.1),
+                (hx + s.head_w * 0.7, hy + length), (hx - s.head_w * 0.7, hy + length)], hair)
+    if v["upper_type"] == "hoodie":
+        p.ellipse((hx, hy + s.head_h * 0.35), s.head_w * 0.72, s.head_h * 0.55, scale(upper, 0.8))
+    if "backpack" in v["bags"]:
+        sh_c = _lerp(s.shoulder[0], s.shoulder[1], 0.5)
+        bag = p.item_color("backpack", BACKPACK_COLORS)
+        w = s.shoulder_half * 1.05
+        p.poly([(sh_c[0] - w, sh_c[1] + s.u * 0.03), (sh_c[0] + w, sh_c[1] + s.u * 0.03),
+                (sh_c[0] + w, sh_c[1] + s.u * 0.2), (sh_c[0] - w, sh_c[1] + s.u * 0.2)], bag)
+
+
+def _draw_back_items(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB) -> None:
+    """On top of the torso seen from behind: a backpack, a hood, long hair."""
+    sh_c = _lerp(s.shoulder[0], s.shoulder[1], 0.5)
+    if v["upper_type"] == "hoodie":
+        p.poly([(sh_c[0] - s.head_w * 0.6, sh_c[1]), (sh_c[0] + s.head_w * 0.6, sh_c[1]),
+                (sh_c[0], sh_c[1] + s.u * 0.09)], scale(shade(p.rng, v["upper_color"]), 0.85))
+    if v["hair_length"] == "long" and v["headwear"] != "helmet":
+        hx, hy = s.head
+        length = s.head_h * p.rng.uniform(1.3, 2.1)
+        p.poly([(hx - s.head_w * 0.55, hy), (hx + s.head_w * 0.55, hy),
+                (hx + s.head_w * 0.65, hy + length), (hx - s.head_w * 0.65, hy + length)], hair)
+    if "backpack" in v["bags"]:
+        bag = p.item_color("backpack", BACKPACK_COLORS)
+        w = s.shoulder_half * 0.8
+        top = sh_c[1] + s.u * 0.02
+        p.draw.rounded_rectangle([sh_c[0] - w, top, sh_c[0] + w, top + s.u * 0.22], radius=s.u * 0.03,
+                                 fill=(*bag, 255))
+        p.draw.rounded_rectangle([sh_c[0] - w * 0.7, top + s.u * 0.11, sh_c[0] + w * 0.7, top + s.u * 0.2],
+                                 radius=s.u * 0.02, fill=(*scale(bag, 0.75), 255))
+
+
+def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB) -> None:
+    hx, hy = s.head
+    rx, ry = s.head_w / 2, s.head_h / 2
+    f = s.facing
+    hl = v["hair_length"]
+    p.ellipse((hx, hy), rx, ry, skin)
+    d = p.draw
+    eye = (25, 20, 20, 255)
+    if s.view == "side":  # nose bump and a profile
+        p.ellipse((hx + f * rx * 0.95, hy + ry * 0.1), rx * 0.2, ry * 0.15, skin)
+    if hl != "bald":
+        if s.view == "back":
+            p.ellipse((hx, hy - ry * 0.05), rx * 1.03, ry * 0.98, hair)
+        elif s.view == "side":
+            p.poly([(hx - f * rx * 1.05, hy + ry * 0.55), (hx - f * rx * 1.05, hy - ry * 0.3),
+                    (hx - f * rx * 0.2, hy - ry * 1.05), (hx + f * rx * 0.85, hy - ry * 0.6),
+                    (hx + f * rx * 0.2, hy - ry * 0.3), (hx - f * rx * 0.1, hy + ry * 0.2)], hair)
+            p.ellipse((hx - f * rx * 0.1, hy - ry * 0.45), rx * 0.95, ry * 0.6, hair)
+        else:
+            p.ellipse((hx, hy - ry * 0.5), rx * 1.04, ry * 0.58, hair)
+            for sgn in (-1, 1):
+                p.ellipse((hx + sgn * rx * 0.88, hy - ry * 0.05), rx * 0.2, ry * 0.45, hair)
+    if s.view != "back":
+        ey = hy - ry * 0.02
+        xs = [hx + f * rx * 0.55] if s.view == "side" else [hx - rx * 0.38, hx + rx * 0.38]
+        for ex in xs:
+            d.ellipse([ex - 0.8, ey - 0.7, ex + 0.8, ey + 0.7], fill=eye)
+        if s.view == "front":
+            d.line([(hx - rx * 0.25, hy + ry * 0.5), (hx + rx * 0.25, hy + ry * 0.5)],
+                   fill=(*scale(skin, 0.6), 255), width=1)
+        if v["mask"] == "yes":
+            col = (235, 240, 245) if p.rng.random() < 0.5 else (160, 200, 230) if p.rng.random() < 0.6 else (30, 30, 35)
+            if s.view == "side":
+                p.poly([(hx, hy + ry * 0.1), (hx + f * rx * 1.1, hy + ry * 0.1), (hx + f * rx * 0.8, hy + ry * 0.8),
+                        (hx, hy + ry * 0.8)], col)
+            else:
+                d.rounded_rectangle([hx - rx * 0.75, hy + ry * 0.12, hx + rx * 0.75, hy + ry * 0.85], radius=2,
+                                    fill=(*col, 255))
+        if v["glasses"] == "yes":
+            gc = (15, 15, 15, 255)
+            for ex in xs:
+                d.ellipse([ex - rx * 0.28, ey - ry * 0.2, ex + rx * 0.28, ey + ry * 0.2], outline=gc, width=1)
+            if s.view == "front":
+                d.line([(xs[0] + rx * 0.28, ey), (xs[1] - rx * 0.28, ey)], fill=gc, width=1)
+            else:
+                d.line([(xs[0] - f * rx * 0.28, ey), (hx - f * rx * 0.3, ey)], fill=gc, width=1)
+    _draw_headwear(p, s, v)
+    if v["scarf"] == "yes":
+        col = shade(p.rng, pick(p.rng, ["red", "gray", "beige", "blue", "black", "white", "green"]))
+        p.limb((hx - rx * 0.9, hy + ry * 1.3), (hx + rx * 0.9, hy + ry * 1.3), s.head_h * 0.32, col)
+        if s.view == "front":
+            p.limb((hx + rx * 0.4, hy + ry * 1.3), (hx + rx * 0.5, hy + ry * 2.6), s.head_h * 0.2, scale(col, 0.9))
+
+
+def _draw_headwear(p: Painter, s: Skeleton, v: dict[str, Any]) -> None:
+    kind = v["headwear"]
+    if kind == "none":
+        return
+    hx, hy = s.head
+    rx, ry = s.head_w / 2, s.head_h / 2
+    f = s.facing
+    rng = p.rng
+    col = shade(rng, pick(rng, ["black", "white", "gray", "red", "blue", "beige", "brown", "yellow"]))
+    if v["upper_type"] == "chef uniform" and kind == "hat":
+        col = (238, 238, 238)
+        p.poly([(hx - rx, hy - ry * 0.5), (hx + rx, hy - ry * 0.5), (hx + rx * 1.2, hy - ry * 1.9),
+                (hx - rx * 1.2, hy - ry * 1.9)], col)
+        return
+    if v["upper_type"] == "graduation gown" and kind == "hat":  # mortarboard
+        p.ellipse((hx, hy - ry * 0.6), rx * 1.02, ry * 0.45, (20, 20, 20))
+        p.poly([(hx - rx * 1.5, hy - ry * 1.0), (hx, hy - ry * 1.3), (hx + rx * 1.5, hy - ry * 1.0),
+                (hx, hy - ry * 0.75)], (25, 25, 25))
+        return
+    if kind == "helmet":
+        col = shade(rng, pick(rng, ["white", "red", "yellow", "blue", "black", "orange"]))
+        p.draw.chord([hx - rx * 1.25, hy - ry * 1.3, hx + rx * 1.25, hy + ry * 0.9], 180, 360, fill=(*col, 255))
+        p.ellipse((hx - rx * 0.35, hy - ry * 0.85), rx * 0.35, ry * 0.12, mix(col, (255, 255, 255), 0.6))
+        p.draw.line([(hx - rx * 0.9, hy - ry * 0.2), (hx, hy + ry * 0.95), (hx + rx * 0.9, hy - ry * 0.2)],
+                    fill=(30, 30, 30, 255), width=1)
+        return
+    if kind == "cap":
+        p.draw.chord([hx - rx * 1.06, hy - ry * 1.15, hx + rx * 1.06, hy + ry * 0.3], 180, 360, fill=(*col, 255))
+        visor = scale(col, 0.8)
+        if s.view == "side":
+            p.poly([(hx, hy - ry * 0.45), (hx + f * rx * 1.6, hy - ry * 0.35), (hx + f * rx * 0.2, hy - ry * 0.25)],
+                   visor)
+        elif s.view == "front":
+            p.ellipse((hx, hy - ry * 0.42), rx * 0.9, ry * 0.14, visor)
+        return
+    if rng.random() < 0.5:  # knit beanie
+        p.draw.chord([hx - rx * 1.08, hy - ry * 1.3, hx + rx * 1.08, hy + ry * 0.25], 180, 360, fill=(*col, 255))
+        p.draw.line([(hx - rx * 1.05, hy - ry * 0.5), (hx + rx * 1.05, hy - ry * 0.5)],
+                    fill=(*scale(col, 0.8), 255), width=max(1, round(ry * 0.25)))
+    else:  # brimmed hat
+        p.ellipse((hx, hy - ry * 0.55), rx * 1.7, ry * 0.22, scale(col, 0.85))
+        p.draw.rounded_rectangle([hx - rx * 0.9, hy - ry * 1.45, hx + rx * 0.9, hy - ry * 0.55], radius=2,
+                                 fill=(*col, 255))
+
+
+def _draw_front_items(p: Painter, s: Skeleton, v: dict[str, Any], upper: RGB) -> None:
+    """Straps and bags worn on the body, drawn over the torso."""
+    bags = v["bags"]
+    sh0, sh1 = s.shoulder
+    pel = s.pelvis
+    lw = max(1, round(s.u * 0.014))
+    if "backpack" in bags and s.view != "back":
+        bag = p.item_color("backpack", BACKPACK_COLORS)
+        if s.view == "front":
+            for sh in (sh0, sh1):
+                x = sh[0] + (s.shoulder_half * 0.35 if sh[0] < pel[0] else -s.shoulder_half * 0.35)
+                p.draw.line([(x, sh[1] - 1), (x, sh[1] + s.u * 0.16)], fill=(*scale(bag, 0.9), 255), width=lw + 1)
+        else:
+            f = s.facing
+            top = sh1[1] + s.u * 0.01
+            p.draw.rounded_rectangle(sorted_box(sh1[0] - f * s.shoulder_half * 0.9, top,
+                                                sh1[0] - f * s.shoulder_half * 2.4, top + s.u * 0.21),
+                                     radius=s.u * 0.025, fill=(*bag, 255))
+            p.draw.line([(sh1[0] + f * 1, top), (sh1[0] - f * s.shoulder_half * 0.5, top + s.u * 0.14)],
+                        fill=(*scale(bag, 0.8), 255), width=lw)
+    if "shoulder bag" in bags:
+        col = shade(p.rng, pick(p.rng, ["black", "brown", "gray", "beige", "red"]))
+        if s.view == "side":
+            a, b = (sh1[0], sh1[1]), (pel[0] - s.facing * s.hip_half * 0.6, pel[1])
+        else:
+            a, b = (sh0[0] + 1, sh0[1]), (pel[0] + s.hip_half * 1.1, pel[1])
+        p.draw.line([a, b], fill=(*scale(col, 0.8), 255), width=lw)
+        p.draw.rounded_rectangle(sorted_box(b[0] - s.u * 0.045, b[1] - s.u * 0.02, b[0] + s.u * 0.045,
+                                            b[1] + s.u * 0.07), radius=2, fill=(*col, 255))
+    if "other bag" in bags:  # a waist pack
+        col = shade(p.rng, pick(p.rng, ["black", "green", "blue", "gray"]))
+        y = pel[1] - s.u * 0.04
+        p.draw.line([(pel[0] - s.hip_half, y), (pel[0] + s.hip_half, y)], fill=(20, 20, 20, 255), width=lw)
+        cxp = pel[0] + (s.facing * s.hip_half * 0.8 if s.view == "side" else 0)
+        p.draw.rounded_rectangle([cxp - s.u * 0.05, y - s.u * 0.02, cxp + s.u * 0.05, y + s.u * 0.035], radius=3,
+                                 fill=(*col, 255))
+
+
+def sorted_box(x0: float, y0: float, x1: float, y1: float) -> list[float]:
+    return [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)]
+
+
+def _draw_held(p: Painter, s: Skeleton, v: dict[str, Any], jobs: list[str | None], hand: RGB) -> None:
+    rng = p.rng
+    u = s.u
+    for i, job in enumerate(jobs):
+        if job is None or job in ("handlebar", "crossed", "behind"):
+            continue
+        w = _lerp(s.elbow[i], s.wrist[i], 1.08)
+        if job in ("phone_ear", "phone"):
+            col = (25, 25, 30) if rng.random() < 0.7 else (200, 200, 205)
+            p.draw.rectangle(sorted_box(w[0] - u * 0.01, w[1] - u * 0.028, w[0] + u * 0.01, w[1] + u * 0.005),
+                             fill=(*col, 255))
+        elif job == "mouth":
+            p.draw.line([w, (w[0] + (s.facing or 1) * u * 0.03, w[1] - u * 0.005)], fill=(240, 240, 235, 255), width=1)
+            p.ellipse((w[0] + (s.facing or 1) * u * 0.05, w[1] - u * 0.03), u * 0.015, u * 0.012, (200, 200, 205))
+        elif job == "cup":
+            col = shade(rng, pick(rng, ["white", "brown", "red", "green", "black"]))
+            p.draw.rectangle([w[0] - u * 0.012, w[1] - u * 0.03, w[0] + u * 0.012, w[1] + u * 0.005], fill=(*col, 255))
+            p.draw.line([(w[0] - u * 0.013, w[1] - u * 0.03), (w[0] + u * 0.013, w[1] - u * 0.03)],
+                        fill=(240, 240, 240, 255), width=1)
+        elif job == "umbrella":
+            col = shade(rng, pick(rng, ["black", "black", "blue", "red", "purple", "green", "white"]))
+            top = s.head[1] - s.head_h * 1.2
+            cxu = w[0]
+            rad = u * 0.26
+            p.draw.line([w, (cxu, top)], fill=(40, 40, 40, 255), width=1)
+            p.draw.chord([cxu - rad, top - rad * 0.55, cxu + rad, top + rad * 0.55], 180, 360, fill=(*col, 255))
+            for t in (-0.5, 0.0, 0.5):
+                p.draw.line([(cxu, top - rad * 0.5), (cxu + t * rad, top)], fill=(*scale(col, 0.7), 255), width=1)
+        elif job.startswith("bag:"):
+            _draw_hand_bag(p, s, job[4:], w)
+        p.ellipse(w, s.arm_w * 0.55, s.arm_w * 0.6, hand)
+
+
+def _draw_hand_bag(p: Painter, s: Skeleton, kind: str, w: Pt) -> None:
+    rng, u = p.rng, s.u
+    if kind == "handbag":
+        col = shade(rng, pick(rng, ["black", "brown", "red", "beige", "white"]))
+        p.draw.arc([w[0] - u * 0.03, w[1] - u * 0.01, w[0] + u * 0.03, w[1] + u * 0.05], 180, 360,
+                   fill=(*scale(col, 0.7), 255), width=1)
+        p.poly([(w[0] - u * 0.04, w[1] + u * 0.02), (w[0] + u * 0.04, w[1] + u * 0.02),
+                (w[0] + u * 0.05, w[1] + u * 0.08), (w[0] - u * 0.05, w[1] + u * 0.08)], col)
+    elif kind == "plastic bag":
+        col = mix((235, 235, 235), shade(rng, pick(rng, ["white", "blue", "red", "yellow", "black"])),
+                  rng.uniform(0, 0.6))
+        p.poly([(w[0] - u * 0.02, w[1]), (w[0] + u * 0.02, w[1]), (w[0] + u * 0.05, w[1] + u * 0.05),
+                (w[0] + u * 0.04, w[1] + u * 0.12), (w[0] - u * 0.04, w[1] + u * 0.12),
+                (w[0] - u * 0.05, w[1] + u * 0.05)], col)
+        p.draw.line([(w[0] - u * 0.02, w[1] + u * 0.06), (w[0] + u * 0.01, w[1] + u * 0.1)],
+                    fill=(*scale(col, 0.8), 255), width=1)
+    elif kind == "paper bag":
+        col = shade(rng, "brown" if rng.random() < 0.5 else "beige")
+        p.draw.line([(w[0] - u * 0.02, w[1] + u * 0.03), w, (w[0] + u * 0.02, w[1] + u * 0.03)],
+                    fill=(60, 50, 40, 255), width=1)
+        p.draw.rectangle([w[0] - u * 0.045, w[1] + u * 0.03, w[0] + u * 0.045, w[1] + u * 0.13], fill=(*col, 255))
+    elif kind == "suitcase":
+        col = shade(rng, pick(rng, ["black", "gray", "blue", "red", "white", "pink"]))
+        ground = max(a[1] for a in s.ankle) + u * 0.035
+        out = s.facing * -1 if s.view == "side" else (1 if w[0] > s.pelvis[0] else -1)
+        x0 = w[0] + out * u * 0.02
+        p.draw.line([w, (x0, ground - u * 0.3)], fill=(70, 70, 70, 255), width=max(1, round(u * 0.008)))
+        p.draw.rounded_rectangle(sorted_box(x0 - u * 0.07, ground - u * 0.3, x0 + u * 0.07, ground - u * 0.02),
+                                 radius=2, fill=(*col, 255))
+        for dx in (-0.05, 0.05):
+            p.ellipse((x0 + dx * u, ground - u * 0.01), u * 0.012, u * 0.012, (20, 20, 20))
+
+
+# --- vehicles and seats -------------------------------------------------------------------
+def _draw_vehicle_back(p: Painter, s: Skeleton, v: dict[str, Any], ground: float) -> None:
+    """Seat and the parts of a vehicle that are behind the rider."""
+    motion = v["motion"]
+    u, f = s.u, s.facing
+    if motion == "sitting" and s.seat_y is not None:
+        col = shade(p.rng, pick(p.rng, ["brown", "gray", "black", "green"]))
+        y = s.seat_y + u * 0.015
+        if s.view == "side":
+            x = s.hip[0][0]
+            p.draw.rectangle(sorted_box(x - f * u * 0.12, y, x + f * u * 0.2, y + u * 0.03), fill=(*col, 255))
+            p.draw.rectangle(sorted_box(x - f * u * 0.12, y - u * 0.28, x - f * u * 0.09, y), fill=(*col, 255))
+            for dx in (-0.1, 0.18):
+                p.draw.line([(x + f * dx * u, y), (x + f * dx * u, ground)], fill=(*scale(col, 0.6), 255), width=2)
+        else:
+            x = s.pelvis[0]
+            p.draw.rectangle([x - u * 0.2, y - u * 0.26, x + u * 0.2, y + u * 0.03], fill=(*col, 255))
+            for dx in (-0.18, 0.18):
+                p.draw.line([(x + dx * u, y), (x + dx * u, ground)], fill=(*scale(col, 0.6), 255), width=2)
+    elif motion == "riding bicycle":
+        frame = shade(p.rng, pick(p.rng, ["black", "blue", "red", "white", "gray", "green"]))
+        tyre = (25, 25, 25, 255)
+        r = u * 0.19
+        if s.view == "side":
+            rear, front = (s.pelvis[0] - f * u * 0.22, ground - r), (s.pelvis[0] + f * u * 0.42, ground - r)
+            for c in (rear, front):
+                p.draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], outline=tyre, width=max(2, round(u * 0.018)))
+            crank = (s.pelvis[0] + f * u * 0.08, ground - u * 0.15)
+            seat = (s.pelvis[0], s.seat_y or s.pelvis[1])
+            bar = (front[0] - f * u * 0.05, ground - u * 0.55)
+            w = max(1, round(u * 0.015))
+            for a, b in ((rear, crank), (crank, seat), (seat, rear), (seat, bar), (crank, bar), (bar, front)):
+                p.draw.line([a, b], fill=(*frame, 255), width=w)
+            p.draw.line([(bar[0] - f * u * 0.03, bar[1]), (bar[0] + f * u * 0.04, bar[1] - u * 0.02)],
+                        fill=tyre, width=w)
+        else:
+            c = (s.pelvis[0], ground - r)
+            p.draw.ellipse([c[0] - u * 0.02, c[1] - r, c[0] + u * 0.02, c[1] + r], fill=tyre)
+            p.draw.line([(c[0], c[1] - r), (c[0], s.pelvis[1])], fill=(*frame, 255), width=max(2, round(u * 0.02)))
+    elif motion == "riding scooter" and s.view == "side":
+        deck = ground - u * 0.04
+        col = shade(p.rng, pick(p.rng, ["black", "gray", "white", "red", "blue"]))
+        x0 = s.pelvis[0]
+        p.draw.rectangle(sorted_box(x0 - f * u * 0.2, deck, x0 + f * u * 0.22, deck + u * 0.02), fill=(*col, 255))
+        for dx in (-0.2, 0.24):
+            p.ellipse((x0 + f * dx * u, ground - u * 0.018), u * 0.03, u * 0.03, (25, 25, 25))
+        top = (x0 + f * u * 0.22, ground - u * 0.62)
+        p.draw.line([(x0 + f * u * 0.24, deck), top], fill=(*scale(col, 0.8), 255), width=max(2, round(u * 0.014)))
+        p.draw.line([(top[0] - f * u * 0.04, top[1]), (top[0] + f * u * 0.02, top[1])], fill=(20, 20, 20, 255), width=2)
+    elif motion == "riding skateboard":
+        col = shade(p.rng, pick(p.rng, ["brown", "black", "red", "blue", "yellow", "green"]))
+        y = ground - u * 0.035
+        if s.view == "side":
+            x0 = s.pelvis[0]
+            p.draw.rounded_rectangle(sorted_box(x0 - u * 0.2, y, x0 + u * 0.2, y + u * 0.018), radius=2,
+                                     fill=(*col, 255))
+            for dx in (-0.14, 0.14):
+                p.ellipse((x0 + dx * u, ground - u * 0.01), u * 0.014, u * 0.014, (235, 235, 225))
+        else:
+            x0 = s.pelvis[0]
+            p.draw.rounded_rectangle([x0 - u * 0.09, y - u * 0.005, x0 + u * 0.09, y + u * 0.03], radius=2,
+                                     fill=(*col, 255))
+
+
+def _draw_vehicle_front(p: Painter, s: Skeleton, v: dict[str, Any], ground: float) -> None:
+    """Parts of a vehicle in front of the rider (handlebars seen from the front or back)."""
+    motion, u = v["motion"], s.u
+    if s.view == "side" or motion not in ("riding bicycle", "riding scooter"):
+        return
+    y = (s.wrist[0][1] + s.wrist[1][1]) / 2
+    x0, x1 = s.wrist[0][0], s.wrist[1][0]
+    col = (30, 30, 30, 255)
+    p.draw.line([(x0 - u * 0.02, y), (x1 + u * 0.02, y)], fill=col, width=max(2, round(u * 0.013)))
+    if motion == "riding scooter":
+        xc = (x0 + x1) / 2
+        p.draw.line([(xc, y), (xc, ground - u * 0.02)], fill=col, width=max(2, round(u * 0.016)))
+        p.ellipse((xc, ground - u * 0.025), u * 0.015, u * 0.03, (20, 20, 20))
+    elif s.view == "front":
+        xc = (x0 + x1) / 2
+        r = u * 0.19
+        p.draw.ellipse([xc - u * 0.02, ground - 2 * r, xc + u * 0.02, ground], fill=(25, 25, 25, 255))
+        p.draw.line([(xc, y), (xc, ground - r)], fill=col, width=max(2, round(u * 0.015)))
+
+
+def facing_for(view: str, rng: np.random.Generator) -> int:
+    """+1/-1 for a side view (which way the nose points), 0 for front and back views."""
+    return (1 if rng.random() < 0.5 else -1) if view == "side" else 0

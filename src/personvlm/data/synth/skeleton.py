@@ -1,0 +1,273 @@
+"""Where the joints are: body proportions by age and build, and limb placement per motion,
+orientation and pose.
+
+Kept apart from the drawing so the geometry (2-link inverse kinematics, stride, stoop) can be
+read on its own; ``person.py`` only fills shapes between these points. Coordinates are canvas
+pixels, y down. ``facing`` is +1/-1 for a side view (the direction the nose points), 0 for
+front and back views.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Pt = tuple[float, float]
+
+
+@dataclass
+class Skeleton:
+    """Joint positions and the widths the drawing needs.
+
+    Paired joints are ``[far/image-left, near/image-right]``: in a side view index 0 is the
+    limb behind the body (drawn first), 1 the one in front.
+    """
+
+    view: str
+    facing: int
+    u: float  # standing height in pixels
+    head: Pt
+    head_h: float
+    head_w: float
+    neck: Pt
+    pelvis: Pt
+    shoulder: list[Pt]
+    elbow: list[Pt]
+    wrist: list[Pt]
+    hip: list[Pt]
+    knee: list[Pt]
+    ankle: list[Pt]
+    shoulder_half: float  # half shoulder width (front/back) or half chest depth (side)
+    waist_half: float
+    hip_half: float
+    arm_w: float
+    leg_w: float
+    lean: float  # forward lean of the torso in radians (side views)
+    seat_y: float | None = None  # sitting / riding: height of the seat
+    hand_item: list[str | None] = field(default_factory=lambda: [None, None])
+    arms_in_front: bool = False  # forearms cross the torso (folded arms, cup, phone)
+    arms_behind: bool = False  # hands behind the back
+
+    def leg_x_at(self, y: float) -> list[float]:
+        """x of each leg's centre line at height ``y`` (for coats and skirts that cover them)."""
+        xs = []
+        for hip, knee, ankle in zip(self.hip, self.knee, self.ankle, strict=True):
+            a, b = (hip, knee) if y <= knee[1] else (knee, ankle)
+            t = 0.0 if b[1] == a[1] else min(1.0, max(0.0, (y - a[1]) / (b[1] - a[1])))
+            xs.append(a[0] + (b[0] - a[0]) * t)
+        return xs
+
+
+def ik(root: Pt, target: Pt, l1: float, l2: float, bend: float) -> tuple[Pt, Pt]:
+    """Two-link inverse kinematics: (middle joint, end point) reaching toward ``target``.
+
+    ``bend`` (+1/-1) chooses on which side of the root-target line the middle joint goes
+    (knees bend forward, elbows backward). Targets out of reach are approached in a line.
+    """
+    dx, dy = target[0] - root[0], target[1] - root[1]
+    dist = math.hypot(dx, dy) or 1e-6
+    reach = min(dist, (l1 + l2) * 0.999)
+    end = (root[0] + dx / dist * reach, root[1] + dy / dist * reach)
+    cos_a = (l1 * l1 + reach * reach - l2 * l2) / (2 * l1 * reach)
+    a = math.acos(max(-1.0, min(1.0, cos_a)))
+    base = math.atan2(dy, dx)
+    ang = base - bend * a
+    return (root[0] + l1 * math.cos(ang), root[1] + l1 * math.sin(ang)), end
+
+
+# Fractions of the standing height, from the top of the head: (head, shoulder, waist, hip, knee)
+_PROPORTIONS = {
+    "child": (0.20, 0.25, 0.47, 0.56, 0.775),
+    "adult": (0.135, 0.185, 0.40, 0.50, 0.735),
+    "elderly": (0.14, 0.19, 0.405, 0.505, 0.74),
+}
+_ANKLE = 0.955
+
+
+def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: float, facing: int,
+          hands: list[str | None]) -> Skeleton:
+    """Place every joint for the person described by ``values`` standing on ``ground`` at ``cx``.
+
+    ``hands`` says what each hand does (``"phone_ear"``, ``"mouth"``, ``"hold"``, ``"front"``,
+    ``"umbrella"``, ``"handlebar"``... or None); the arms are posed to reach there.
+    """
+    view = values["orientation"]
+    age = values["age"] if values["age"] in _PROPORTIONS else "adult"
+    f_head, f_sh, f_waist, f_hip, f_knee = _PROPORTIONS[age]
+    build_k = {"fat": 1.3, "thin": 0.82}.get(values["body"], 1.0) * rng.uniform(0.94, 1.06)
+    male = values["gender"] == "male"
+    motion = values["motion"]
+    side = view == "side"
+    fwd = facing if side else 0
+    top = ground - u
+
+    head_h = u * f_head
+    head_w = head_h * (0.78 if age != "child" else 0.86)
+    if side:
+        shoulder_half = u * 0.055 * build_k
+        waist_half = u * (0.05 if not male else 0.052) * build_k * (1.15 if values["body"] == "fat" else 1.0)
+        hip_half = u * 0.055 * build_k
+    else:
+        shoulder_half = u * (0.125 if male else 0.108) * (1.0 if age != "child" else 0.95) * (1 + (build_k - 1) * 0.6)
+        waist_half = u * (0.085 if male else 0.075) * build_k
+        hip_half = u * (0.09 if male else 0.1) * build_k
+    arm_w = u * 0.05 * build_k
+    leg_w = u * 0.068 * build_k
+
+    lean = 0.0
+    if side and motion == "running":
+        lean = 0.2
+    elif side and motion == "riding bicycle":
+        lean = 0.35
+    if age == "elderly":
+        lean += 0.15 if side else 0.0
+
+    leg_len = (1 - f_hip) * u * 0.99
+    thigh, shin = leg_len * 0.52, leg_len * 0.48
+    ankle_h = (1 - _ANKLE) * u
+    hip_y = top + f_hip * u
+    seat_y = None
+    hip_x = cx
+    spread = hip_half * 0.5 if not side else 0.0
+
+    # --- legs: foot targets per motion --------------------------------------------------
+    phase = rng.uniform(-1, 1)
+    if motion in ("walking", "running"):
+        amp = 0.3 if motion == "walking" else 0.5
+        if side:
+            stride = leg_len * amp * phase
+            feet = [(hip_x - fwd * stride, ground - ankle_h - (leg_len * (0.18 if motion == "running" else 0.03)
+                                                              * max(0.0, phase))),
+                    (hip_x + fwd * stride, ground - ankle_h - (leg_len * (0.18 if motion == "running" else 0.03)
+                                                              * max(0.0, -phase)))]
+            if motion == "running":
+                hip_y += leg_len * 0.05
+        else:
+            lift = leg_len * (0.05 if motion == "walking" else 0.12) * phase
+            feet = [(hip_x - spread * 1.1, ground - ankle_h - max(0.0, lift)),
+                    (hip_x + spread * 1.1, ground - ankle_h - max(0.0, -lift))]
+    elif motion == "sitting":
+        seat_y = ground - shin - ankle_h * 0.6
+        hip_y = seat_y
+        if side:
+            hip_x = cx - fwd * thigh * 0.45
+            feet = [(hip_x + fwd * thigh * 0.95, ground - ankle_h), (hip_x + fwd * thigh * 1.05, ground - ankle_h)]
+        else:
+            feet = [(hip_x - spread * 1.6, ground - ankle_h), (hip_x + spread * 1.6, ground - ankle_h)]
+    elif motion == "riding bicycle":
+        seat_y = ground - u * 0.5
+        hip_y = seat_y
+        crank = (hip_x + fwd * u * 0.12, ground - u * 0.15)
+        ang = rng.uniform(0, 2 * math.pi)
+        r = u * 0.08
+        if side:
+            hip_x = cx - fwd * u * 0.1
+            crank = (cx + fwd * u * 0.05, ground - u * 0.15)
+            feet = [(crank[0] - math.cos(ang) * r, crank[1] - math.sin(ang) * r),
+                    (crank[0] + math.cos(ang) * r, crank[1] + math.sin(ang) * r)]
+        else:
+            y = [crank[1] + math.sin(ang) * r, crank[1] - math.sin(ang) * r]
+            feet = [(hip_x - spread * 1.3, y[0]), (hip_x + spread * 1.3, y[1])]
+    elif motion in ("riding scooter", "riding skateboard"):
+        deck = ground - u * 0.04
+        hip_y = top + f_hip * u + u * 0.03
+        if side:
+            gap = u * (0.1 if motion == "riding scooter" else 0.14)
+            feet = [(hip_x - fwd * gap, deck - ankle_h), (hip_x + fwd * gap, deck - ankle_h)]
+        else:
+            feet = [(hip_x - spread * 1.5, deck - ankle_h), (hip_x + spread * 1.1, deck - ankle_h)]
+    else:  # standing
+        feet = [(hip_x - spread * 1.2, ground - ankle_h), (hip_x + spread * 1.2, ground - ankle_h)]
+
+    hips = [(hip_x - spread, hip_y), (hip_x + spread, hip_y)]
+    if side:
+        hips = [(hip_x - fwd * 1.0, hip_y), (hip_x + fwd * 1.0, hip_y)]
+    knees, ankles = [], []
+    for hp, ft in zip(hips, feet, strict=True):
+        if side:
+            k, a = ik(hp, ft, thigh, shin, fwd)  # knees bend toward the facing direction
+        else:
+            # Seen from the front a bent knee only shortens the leg: keep it on the hip-ankle
+            # line (a seated person's thigh points at the camera, so the knee is near the hip).
+            _, a = ik(hp, ft, thigh, shin, 1)
+            t = 0.2 if motion == "sitting" else 0.5
+            k = (hp[0] + (a[0] - hp[0]) * t, hp[1] + (a[1] - hp[1]) * t)
+        knees.append(k)
+        ankles.append(a)
+
+    # --- torso ------------------------------------------------------------------------------
+    torso_len = (f_hip - f_sh) * u
+    pelvis = (hip_x, hip_y - (hip_y - (top + f_waist * u)) * 0.2)
+    sh_y = hip_y - torso_len * math.cos(lean)
+    sh_x = hip_x + fwd * torso_len * math.sin(lean)
+    neck = (sh_x + fwd * head_h * 0.1, sh_y - head_h * 0.12)
+    head = (neck[0] + fwd * head_h * (0.12 + lean * 0.4), sh_y - head_h * 0.62)
+    if age == "elderly" and not side:
+        head = (head[0], head[1] + head_h * 0.08)
+    if side:
+        shoulders = [(sh_x - fwd * 1.5, sh_y + 1), (sh_x + fwd * 1.5, sh_y + 1)]
+    else:
+        shoulders = [(sh_x - shoulder_half * 0.82, sh_y + head_h * 0.12),
+                     (sh_x + shoulder_half * 0.82, sh_y + head_h * 0.12)]
+
+    # --- arms -------------------------------------------------------------------------------
+    upper, fore = u * 0.17, u * 0.16
+    elbows, wrists = [], []
+    arms_in_front = arms_behind = False
+    for i, sh in enumerate(shoulders):
+        job = hands[i]
+        out = (-1 if i == 0 else 1)  # image-left arm hangs to the left in front/back views
+        if job == "phone_ear":
+            target = (head[0] + (out * head_w * 0.45 if not side else -fwd * head_w * 0.1), head[1] + head_h * 0.1)
+        elif job == "mouth":
+            target = (head[0] + (out * head_w * 0.15 if not side else fwd * head_w * 0.55), head[1] + head_h * 0.3)
+        elif job in ("front", "cup", "phone"):
+            target = ((sh_x - out * shoulder_half * 0.15) if not side else sh[0] + fwd * upper * 0.9,
+                      sh[1] + upper * 0.95)
+            arms_in_front = arms_in_front or not side
+        elif job == "umbrella":
+            target = (sh[0] + (fwd * upper * 0.8 if side else -out * shoulder_half * 0.2), sh[1] + upper * 0.5)
+            arms_in_front = arms_in_front or not side
+        elif job == "crossed":
+            target = (sh_x - out * shoulder_half * 0.7 if not side else sh[0] + fwd * upper * 0.7,
+                      sh[1] + upper * 0.75)
+            arms_in_front = True
+        elif job == "behind":
+            target = (sh_x + out * shoulder_half * 0.15 if not side else sh[0] - fwd * upper * 0.55,
+                      sh[1] + upper * 1.25)
+            arms_behind = True
+        elif job == "handlebar":
+            reach = u * 0.4 if motion == "riding bicycle" else u * 0.22
+            if side:
+                target = (sh[0] + fwd * reach, (ground - u * (0.6 if motion == "riding bicycle" else 0.62)))
+            else:
+                target = (sh[0] + out * shoulder_half * 0.2, sh[1] + upper * 1.0)
+        elif job == "hold":  # a bag in the hand: arm hangs straight
+            target = (sh[0] + out * shoulder_half * 0.25 if not side else sh[0] + fwd * upper * 0.05,
+                      sh[1] + upper + fore)
+        else:
+            swing = 0.0
+            if motion in ("walking", "running"):
+                swing = (0.45 if motion == "walking" else 0.8) * phase * (1 if i == 0 else -1)
+            if side:
+                target = (sh[0] + fwd * math.sin(swing) * (upper + fore), sh[1] + math.cos(swing) * (upper + fore))
+                if motion == "running":
+                    target = (sh[0] + fwd * math.sin(swing) * upper + fwd * fore * 0.6, sh[1] + upper * 0.9)
+            else:
+                target = (sh[0] + out * (shoulder_half * 0.28 + u * 0.01), sh[1] + (upper + fore) * (
+                    0.97 - 0.06 * abs(swing)))
+        bend = -fwd if side else out
+        if job == "behind" and side:
+            bend = fwd
+        e, w = ik(sh, target, upper, fore, bend)
+        elbows.append(e)
+        wrists.append(w)
+
+    return Skeleton(
+        view=view, facing=facing, u=u, head=head, head_h=head_h, head_w=head_w, neck=neck, pelvis=pelvis,
+        shoulder=shoulders, elbow=elbows, wrist=wrists, hip=hips, knee=knees, ankle=ankles,
+        shoulder_half=shoulder_half, waist_half=waist_half, hip_half=hip_half, arm_w=arm_w, leg_w=leg_w,
+        lean=lean, seat_y=seat_y, hand_item=list(hands), arms_in_front=arms_in_front, arms_behind=arms_behind,
+    )

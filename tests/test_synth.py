@@ -1,0 +1,224 @@
+"""The synthetic pedestrian engine: determinism, coverage of every attribute value, the
+MSP60K-format output, what the label says is visible, and bad arguments."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from personvlm.cli import app
+from personvlm.data.synth import Marginals, MarginalsError, SynthError, render_person, sample_outfit, write_dataset
+from personvlm.data.synth.sampling import DEFAULT_MARGINALS, HAND_BAGS, RIDING, one_hots_from_jsonl
+from personvlm.schema import ATTRIBUTES, BY_NAME, COLORS, UNKNOWN, PersonDescription, parse_compact
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="module")
+def marginals() -> Marginals:
+    return Marginals.load()
+
+
+@pytest.fixture(scope="module")
+def outfits(marginals: Marginals) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [sample_outfit(rng, marginals) for _ in range(4000)]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_for_any_worker_count(tmp_path: Path) -> None:
+    a = write_dataset(tmp_path / "a", 6, seed=3, workers=1, progress=False).out
+    b = write_dataset(tmp_path / "b", 6, seed=3, workers=2, progress=False).out
+    c = write_dataset(tmp_path / "c", 6, seed=4, workers=1, progress=False).out
+    fa, fb, fc = _files(a), _files(b), _files(c)
+    assert len(fa) == 7 and fa == fb
+    assert fa["data.jsonl"] != fc["data.jsonl"]
+    assert fa["images/000000.jpg"] != fc["images/000000.jpg"]
+
+
+def test_output_rows_are_msp60k_format_and_agree_with_each_other(tmp_path: Path) -> None:
+    out = write_dataset(tmp_path / "d", 12, seed=1, workers=1, sheet=True, progress=False).out
+    rows = [json.loads(line) for line in (out / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 12
+    for i, row in enumerate(rows):
+        assert {"image", "answer", "one_hot", "attributes", "compact"} <= set(row)
+        assert row["image"] == f"images/{i:06d}.jpg"
+        assert len(row["one_hot"]) == 58 and set(row["one_hot"]) <= {0, 1}
+        labels = PersonDescription.from_values(row["attributes"])
+        parsed = parse_compact(row["compact"])
+        assert parsed is not None and parsed.values() == labels.values()
+        with Image.open(out / row["image"]) as img:
+            assert img.format == "JPEG"
+            assert 48 <= img.height <= 256
+            assert 0.3 <= img.width / img.height <= 0.85
+    assert Image.open(out / "sheet.png").width > 100
+
+
+def test_sampling_reaches_every_value_of_every_attribute(outfits: list[dict]) -> None:
+    for attr in ATTRIBUTES:
+        seen: Counter = Counter()
+        for o in outfits:
+            value = o[attr.name]
+            seen.update(value if attr.multi else [value])
+        missing = set(attr.values) - set(seen)
+        assert not missing, f"{attr.name}: never sampled {sorted(missing)}"
+
+
+def test_every_colour_is_common_enough_to_learn(outfits: list[dict]) -> None:
+    for name in ("upper_color", "lower_color", "shoes_color"):
+        counts = Counter(o[name] for o in outfits)
+        rare = {c: counts[c] / len(outfits) for c in COLORS if counts[c] / len(outfits) < 0.02}
+        assert not rare, f"{name}: too rare to learn: {rare}"
+
+
+def test_sampled_combinations_are_plausible(outfits: list[dict]) -> None:
+    for o in outfits:
+        assert (o["upper_type"] == "dress") == (o["lower_type"] == "dress")
+        if o["lower_type"] in ("dress", "long skirt", "short skirt"):
+            assert o["gender"] == "female"
+        if o["headwear"] == "helmet":
+            assert o["motion"] in RIDING
+        if o["upper_type"] == "vest":
+            assert o["upper_sleeve"] == "sleeveless"
+        if "calling" in o["pose"]:
+            assert "phone" in o["held"]
+        if o["motion"] in RIDING:
+            assert not o["held"] and not set(o["bags"]) & set(HAND_BAGS)
+        hands = len(set(o["bags"]) & set(HAND_BAGS)) + len([h for h in o["held"] if h != "phone"])
+        hands += ("phone" in o["held"]) + ("smoking" in o["pose"])
+        assert hands <= 2, o
+
+
+# Values that need the face (front view) or a full, unoccluded figure to be visible.
+def _forced(attr: str, value: str) -> dict:
+    spec = BY_NAME[attr]
+    forced = {attr: (value,) if spec.multi else value}
+    if attr != "orientation":
+        forced["orientation"] = "front"
+    if attr in ("hair_length", "hair_color"):
+        forced["headwear"] = "none"
+    if attr == "hair_color":
+        forced["hair_length"] = "short"
+    return forced
+
+
+@pytest.mark.parametrize("attr", [a.name for a in ATTRIBUTES])
+def test_render_can_show_every_value(attr: str) -> None:
+    for value in BY_NAME[attr].values:
+        forced = _forced(attr, value)
+        shown = []
+        for seed in range(6):
+            shown.append(render_person(forced, seed=seed).description.value(attr))
+            if shown[-1] == forced[attr]:
+                break
+        else:
+            pytest.fail(f"{attr}={value!r} never visible in 6 renders: {shown}")
+
+
+def test_label_hides_what_the_pixels_cannot_show() -> None:
+    back = render_person({"orientation": "back", "glasses": "yes", "mask": "yes"}, seed=1).description
+    assert back.value("glasses") == UNKNOWN and back.value("mask") == UNKNOWN
+    gown = render_person({"upper_type": "graduation gown"}, seed=2).description
+    assert gown.value("lower_type") == UNKNOWN
+    helmet = render_person({"motion": "riding bicycle", "headwear": "helmet"}, seed=3).description
+    assert helmet.value("hair_length") == UNKNOWN
+
+
+def _upper_render(color: str, seed: int) -> np.ndarray:
+    r = render_person({"upper_color": color, "upper_type": "t-shirt", "orientation": "front", "motion": "standing",
+                       "pose": (), "held": (), "bags": (), "_texture_upper": "plain"}, seed=seed)
+    return np.asarray(r.image, np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_upper_colour_is_in_the_pixels(seed: int) -> None:
+    # The colour draw consumes the same random numbers for every colour, so both renders have
+    # the same layout and differ only where the garment is.
+    red, blue = _upper_render("red", seed), _upper_render("blue", seed)
+    garment = np.abs(red - blue).sum(-1) > 60
+    assert garment.mean() > 0.03
+    r, b = red[garment].mean(0), blue[garment].mean(0)
+    assert r[0] > r[2] + 20 and b[2] > b[0] + 20
+
+
+def test_bad_arguments_are_refused_with_a_reason(tmp_path: Path) -> None:
+    with pytest.raises(SynthError, match="--n"):
+        write_dataset(tmp_path / "x", 0, progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SynthError, match="not a directory"):
+        write_dataset(blocker, 2, progress=False)
+    out = write_dataset(tmp_path / "ok", 1, workers=1, progress=False).out
+    before = (out / "data.jsonl").read_bytes()
+    with pytest.raises(SynthError, match="--overwrite"):
+        write_dataset(out, 1, workers=1, progress=False)
+    assert (out / "data.jsonl").read_bytes() == before
+
+
+def test_bad_marginals_name_the_file_and_the_entry(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(MarginalsError, match="broken.json"):
+        Marginals.load(broken)
+    raw = json.loads(DEFAULT_MARGINALS.read_text())
+    raw["exclusive"]["upper_color"]["chartreuse"] = 0.2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(raw))
+    with pytest.raises(MarginalsError, match="chartreuse"):
+        Marginals.load(bad)
+    with pytest.raises(MarginalsError, match="not found"):
+        Marginals.load(tmp_path / "missing.json")
+
+
+def test_custom_marginals_change_what_is_sampled(tmp_path: Path) -> None:
+    raw = json.loads(DEFAULT_MARGINALS.read_text())
+    raw["floor"] = 0.0
+    raw["exclusive"]["upper_color"] = {"green": 1.0}
+    path = tmp_path / "green.json"
+    path.write_text(json.dumps(raw))
+    rng = np.random.default_rng(0)
+    table = Marginals.load(path)
+    colours = {sample_outfit(rng, table)["upper_color"] for _ in range(200)}
+    assert colours <= {"green", "white", "black"}  # chef whites and black gowns keep their colour
+    assert "green" in colours
+
+
+def test_cli_synth_and_its_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["data", "synth", "--n", "3", "--seed", "5", "--out", str(tmp_path / "s"),
+                             "--workers", "1"])
+    assert ok.exit_code == 0, ok.output
+    assert len((tmp_path / "s" / "data.jsonl").read_text().splitlines()) == 3
+    bad = runner.invoke(app, ["data", "synth", "--n", "0", "--out", str(tmp_path / "t")])
+    assert bad.exit_code == 2 and "--n must be a positive" in bad.output
+    bad = runner.invoke(app, ["data", "synth", "--n", "2", "--out", str(tmp_path / "u"),
+                              "--marginals", str(tmp_path / "nope.json")])
+    assert bad.exit_code == 2 and "nope.json" in bad.output
+
+
+def test_marginals_reader_reports_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "labels.jsonl"
+    path.write_text(json.dumps({"one_hot": [0, 1] * 29}) + "\n{oops\n" + json.dumps({"one_hot": [1, 0]}) + "\n")
+    with pytest.raises(MarginalsError) as err:
+        one_hots_from_jsonl(path)
+    assert "labels.jsonl:2" in str(err.value) and "labels.jsonl:3" in str(err.value)
+
+
+def test_bundled_marginals_match_msp60k_val() -> None:
+    val = SHARED / "msp60k" / "val.jsonl"
+    if not val.exists():
+        pytest.skip(f"MSP60K captions not found at {val} (shared data beside the repo)")
+    from personvlm.data.synth import marginals_from_msp60k
+
+    derived = marginals_from_msp60k(one_hots_from_jsonl(val))
+    bundled = json.loads(DEFAULT_MARGINALS.read_text())
+    assert derived == bundled, "marginals.json is stale: regenerate with `personvlm data synth-marginals`"
