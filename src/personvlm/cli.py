@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from personvlm.data.cli import app as data_app
+from personvlm.demo import demo
 from personvlm.describe_cli import bench, describe
 from personvlm.evaluation.cli import evaluate
 from personvlm.models.cli import app as model_app
@@ -23,6 +24,7 @@ app.add_typer(model_app, name="model", help="Inspect model configurations and ch
 app.command("describe")(describe)
 app.command("bench")(bench)
 app.command("evaluate")(evaluate)
+app.command("demo")(demo)
 app.add_typer(queue_app)  # worker, publish, search, bench-queue (top-level commands)
 
 
