@@ -58,3 +58,15 @@ def postgres_url() -> str:
 def unique_name() -> str:
     """A fresh identifier (table, stream, group) so parallel and repeated runs never collide."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one intra-op thread: on a shared 2-core machine, two OpenMP threads per test
+    process spin against each other and make small models tens of times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -32,6 +32,7 @@ from torch import Tensor
 import personvlm
 from personvlm.data.transforms import preprocess
 from personvlm.data.vocab import STYLE_TOKENS, Vocab
+from personvlm.generation import GenerationConfig, generate
 from personvlm.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from personvlm.models.config import ModelConfig
 from personvlm.models.heads import decide
@@ -59,7 +60,6 @@ class StageTimes:
     preprocess: float = 0.0
     encode: float = 0.0
     decode: float = 0.0
-    calls: list[float] = field(default_factory=list)
 
 
 def schema_vocab() -> Vocab:
@@ -72,7 +72,8 @@ class Describer:
     """A loaded model plus vocabulary, ready to describe decoded RGB images."""
 
     def __init__(self, model: PersonVLM, vocab: Vocab, device: str | torch.device = "cpu",
-                 model_version: str = "unversioned", max_batch: int = 32, max_new_tokens: int = 96) -> None:
+                 model_version: str = "unversioned", max_batch: int = 32,
+                 generation: GenerationConfig | None = None) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         if self.device.type == "cpu":
@@ -80,7 +81,8 @@ class Describer:
         self.vocab = vocab
         self.model_version = model_version
         self.max_batch = max_batch
-        self.max_new_tokens = max_new_tokens
+        # How natural captions are decoded (compact ones come from the heads, see the module doc).
+        self.generation = generation or GenerationConfig(max_new_tokens=160)
         self.times = StageTimes()
 
     @property
@@ -107,7 +109,8 @@ class Describer:
         vocab = schema_vocab()
         config = ModelConfig(encoder="tiny_cnn", pretrained=False, width=64, layers=2, heads=4,
                              vocab_size=len(vocab), max_len=128, dropout=0.0)
-        return cls(PersonVLM(config), vocab, model_version=f"tiny-seed{seed}", max_batch=8, max_new_tokens=96)
+        return cls(PersonVLM(config), vocab, model_version=f"tiny-seed{seed}", max_batch=8,
+                   generation=GenerationConfig(max_new_tokens=32))
 
     def save_pretrained(self, directory: str | Path) -> Path:
         return save_checkpoint(directory, self.model, self.vocab)
@@ -138,35 +141,17 @@ class Describer:
         self.times.preprocess += t1 - t0
         self.times.encode += t2 - t1
         self.times.decode += t3 - t2
-        self.times.calls.append(t3 - t0)
         return [s.replace(caption=c, style=style) for s, c in zip(structures, captions, strict=True)]
 
     def _captions(self, visual: Tensor, structures: list[PersonDescription], style: str) -> list[str]:
         if style == "compact":
             return [to_compact(s) for s in structures]
-        texts = [self.vocab.decode(ids) for ids in self._greedy(visual, style)]
+        prompt = [self.vocab.bos_id, self.vocab.style_id(style)]
+        budget = min(self.generation.max_new_tokens, self.config.max_len - len(prompt))
+        ids = generate(self.model, visual, prompt, replace(self.generation, max_new_tokens=budget))
+        texts = [self.vocab.decode(row) for row in ids]
         return [text if not contradicts(text, s) else to_text(s, "natural")
                 for text, s in zip(texts, structures, strict=True)]
-
-    def _greedy(self, visual: Tensor, style: str) -> list[list[int]]:
-        """Greedy KV-cached decoding; finished rows stop collecting tokens."""
-        b = visual.shape[0]
-        prompt = torch.tensor([[self.vocab.bos_id, self.vocab.style_id(style)]] * b, device=self.device)
-        budget = min(self.max_new_tokens, self.config.max_len - prompt.shape[1])
-        logits, cache = self.model.decode(prompt, visual)
-        out: list[list[int]] = [[] for _ in range(b)]
-        done = [False] * b
-        for _ in range(budget):
-            tokens = logits[:, -1].argmax(dim=-1)
-            for i, tok in enumerate(tokens.tolist()):
-                if not done[i]:
-                    done[i] = tok == self.vocab.eos_id
-                    if not done[i]:
-                        out[i].append(tok)
-            if all(done):
-                break
-            logits, cache = self.model.decode(tokens.view(b, 1), visual, cache)
-        return out
 
 
 def contradicts(caption: str, structure: PersonDescription) -> bool:
