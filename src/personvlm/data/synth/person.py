@@ -66,11 +66,12 @@ class Painter:
     def poly(self, pts: list[Pt], color: RGB, draw: ImageDraw.ImageDraw | None = None) -> None:
         (draw or self.draw).polygon(pts, fill=(*color, 255))
 
-    def fabric(self, base: RGB, texture: str, denim: bool = False) -> Image.Image:
-        """A full-layer image of the garment's cloth: base colour plus its pattern."""
+    def fabric(self, base: RGB, texture: str, denim: bool = False, quilt: float = 0.0) -> Image.Image:
+        """A full-layer image of the garment's cloth: base colour plus its pattern (``quilt``:
+        spacing of the seams of a padded coat; drawn here so the mask clips them to the coat)."""
         rng = self.rng
         img = Image.new("RGB", self.size, base)
-        if texture == "plain" and not denim:
+        if texture == "plain" and not denim and not quilt:
             return img
         d = ImageDraw.Draw(img)
         w, h = self.size
@@ -89,6 +90,10 @@ class Painter:
             for _ in range(int(rng.integers(10, 30))):
                 x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(1, 3)
                 d.ellipse([x - r, y - r, x + r, y + r], fill=other if rng.random() < 0.6 else scale(base, 0.6))
+        if quilt:
+            seam = scale(base, 0.7) if sum(base) > 90 else mix(base, (255, 255, 255), 0.2)
+            for y in np.arange(rng.uniform(0, quilt), h, quilt):
+                d.line([(0, y), (w, y)], fill=seam, width=1)
         if denim:
             for x in range(0, w, 3):
                 d.line([(x, 0), (x, h)], fill=scale(base, 1.12), width=1)
@@ -158,7 +163,8 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
     shoe_rgb = shade(rng, values["shoes_color"])
     glove_rgb = shade(rng, "black" if rng.random() < 0.6 else pick(rng, ["gray", "brown", "blue", "red"]))
     hand_rgb = glove_rgb if values["gloves"] == "yes" else skin
-    upper_cloth = painter.fabric(upper_rgb, values.get("_texture_upper", "plain"))
+    quilt = u * rng.uniform(0.035, 0.055) if values["upper_type"] == "cotton-padded coat" else 0.0
+    upper_cloth = painter.fabric(upper_rgb, values.get("_texture_upper", "plain"), quilt=quilt)
     lower_cloth = painter.fabric(lower_rgb, values.get("_texture_lower", "plain"), denim=values["lower_type"] == "jeans")
     if values["lower_type"] == "dress":
         lower_cloth = upper_cloth
@@ -298,13 +304,8 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
     lw = max(1, round(s.u * 0.008))
     front_view = s.view == "front"
     x_mid = sh_c[0] + (s.facing * s.shoulder_half * 0.6 if s.view == "side" else 0)
-    if kind == "cotton-padded coat":  # quilting
-        for t in np.linspace(0.15, 0.95, 5):
-            y = sh_c[1] + (hem_y - sh_c[1]) * t
-            d.line([(outline[0][0] - 2, y), (outline[-1][0] + 2, y)], fill=(*scale(base, 0.72), 255), width=lw)
-        p.paint(p.fabric(base, "plain"), [("poly", [(o[0], o[1]) for o in outline[:1]] + [
-            (outline[-1][0], outline[-1][1])] + [(sh_c[0] + s.shoulder_half * 0.4, sh_c[1] - s.u * 0.02),
-                                                 (sh_c[0] - s.shoulder_half * 0.4, sh_c[1] - s.u * 0.02)])])
+    if kind == "cotton-padded coat":  # a high padded collar
+        p.ellipse((sh_c[0], sh_c[1] - s.u * 0.005), s.head_w * 0.55, s.u * 0.022, scale(base, 0.9))
     if front_view and kind in ("jacket", "coat", "cotton-padded coat", "hoodie", "uniform"):
         d.line([(x_mid, sh_c[1] + s.u * 0.02), (x_mid, hem_y)], fill=(*dark, 255), width=lw)  # zip / opening
     if front_view and kind in ("suit", "coat"):
@@ -408,6 +409,10 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB)
     rx, ry = s.head_w / 2, s.head_h / 2
     f = s.facing
     hl = v["hair_length"]
+    if s.view == "side" and hl == "long" and v["headwear"] != "helmet":  # falls behind the neck
+        length = s.head_h * p.rng.uniform(1.2, 1.9)
+        p.poly([(hx - f * rx * 1.05, hy - ry * 0.4), (hx + f * rx * 0.1, hy - ry * 0.4),
+                (hx - f * rx * 0.2, hy + length), (hx - f * rx * 1.25, hy + length)], hair)
     p.ellipse((hx, hy), rx, ry, skin)
     d = p.draw
     eye = (25, 20, 20, 255)
@@ -632,9 +637,9 @@ def _draw_vehicle_back(p: Painter, s: Skeleton, v: dict[str, Any], ground: float
     elif motion == "riding bicycle":
         frame = shade(p.rng, pick(p.rng, ["black", "blue", "red", "white", "gray", "green"]))
         tyre = (25, 25, 25, 255)
-        r = u * 0.19
+        r = u * 0.16
         if s.view == "side":
-            rear, front = (s.pelvis[0] - f * u * 0.22, ground - r), (s.pelvis[0] + f * u * 0.42, ground - r)
+            rear, front = (s.pelvis[0] - f * u * 0.2, ground - r), (s.pelvis[0] + f * u * 0.4, ground - r)
             for c in (rear, front):
                 p.draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], outline=tyre, width=max(2, round(u * 0.018)))
             crank = (s.pelvis[0] + f * u * 0.08, ground - u * 0.15)
@@ -647,8 +652,7 @@ def _draw_vehicle_back(p: Painter, s: Skeleton, v: dict[str, Any], ground: float
                         fill=tyre, width=w)
         else:
             c = (s.pelvis[0], ground - r)
-            p.draw.ellipse([c[0] - u * 0.02, c[1] - r, c[0] + u * 0.02, c[1] + r], fill=tyre)
-            p.draw.line([(c[0], c[1] - r), (c[0], s.pelvis[1])], fill=(*frame, 255), width=max(2, round(u * 0.02)))
+            p.draw.line([(c[0], c[1]), (c[0], s.pelvis[1])], fill=(*frame, 255), width=max(2, round(u * 0.02)))
     elif motion == "riding scooter" and s.view == "side":
         deck = ground - u * 0.04
         col = shade(p.rng, pick(p.rng, ["black", "gray", "white", "red", "blue"]))
@@ -687,9 +691,9 @@ def _draw_vehicle_front(p: Painter, s: Skeleton, v: dict[str, Any], ground: floa
         xc = (x0 + x1) / 2
         p.draw.line([(xc, y), (xc, ground - u * 0.02)], fill=col, width=max(2, round(u * 0.016)))
         p.ellipse((xc, ground - u * 0.025), u * 0.015, u * 0.03, (20, 20, 20))
-    elif s.view == "front":
+    else:  # the nearer wheel of a bicycle covers the legs from the front and from behind
         xc = (x0 + x1) / 2
-        r = u * 0.19
+        r = u * 0.16
         p.draw.ellipse([xc - u * 0.02, ground - 2 * r, xc + u * 0.02, ground], fill=(25, 25, 25, 255))
         p.draw.line([(xc, y), (xc, ground - r)], fill=col, width=max(2, round(u * 0.015)))
 

@@ -86,11 +86,15 @@ def render_person(values: Mapping[str, Any] | None = None, seed: int = 0, index:
     if outfit["headwear"] == "none" and "umbrella" in outfit["held"]:
         ground = min(ground, CANVAS_H * 0.99)
 
+    facing = facing_for(view, rng)
+    if outfit["motion"] == "riding bicycle" and view == "side":
+        u *= 0.85  # the bicycle is longer than the rider is tall: keep both in the crop
+        cx -= facing * u * 0.1
     others = rng.random() < 0.2
     if others:
         _draw_neighbour(bg, rng, marginals, canvas, u, ground)
     painter = Painter(canvas, rng)
-    drawn = draw_person(painter, outfit, u, cx, ground, facing_for(view, rng))
+    drawn = draw_person(painter, outfit, u, cx, ground, facing)
     ground_shadow(bg, cx, min(ground, CANVAS_H - 2), u * 0.16, rng.uniform(0.15, 0.4))
     layer = shade_person(painter.layer, cx, (drawn.bbox[2] - drawn.bbox[0]) / 2, rng)
     bg.paste(layer, (0, 0), layer)

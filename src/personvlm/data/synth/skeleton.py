@@ -106,9 +106,9 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
     head_h = u * f_head
     head_w = head_h * (0.78 if age != "child" else 0.86)
     if side:
-        shoulder_half = u * 0.055 * build_k
-        waist_half = u * (0.05 if not male else 0.052) * build_k * (1.15 if values["body"] == "fat" else 1.0)
-        hip_half = u * 0.055 * build_k
+        shoulder_half = u * 0.068 * build_k
+        waist_half = u * (0.06 if not male else 0.063) * build_k * (1.15 if values["body"] == "fat" else 1.0)
+        hip_half = u * 0.066 * build_k
     else:
         shoulder_half = u * (0.125 if male else 0.108) * (1.0 if age != "child" else 0.95) * (1 + (build_k - 1) * 0.6)
         waist_half = u * (0.085 if male else 0.075) * build_k
@@ -124,7 +124,7 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
     if age == "elderly":
         lean += 0.15 if side else 0.0
 
-    leg_len = (1 - f_hip) * u * 0.99
+    leg_len = (_ANKLE - f_hip) * u  # hip joint to ankle: straight when standing
     thigh, shin = leg_len * 0.52, leg_len * 0.48
     ankle_h = (1 - _ANKLE) * u
     hip_y = top + f_hip * u
@@ -134,16 +134,17 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
 
     # --- legs: foot targets per motion --------------------------------------------------
     phase = rng.uniform(-1, 1)
-    if motion in ("walking", "running"):
-        amp = 0.3 if motion == "walking" else 0.5
+    if motion == "running" and side:
+        # One foot strikes the ground ahead, the other kicks up behind.
+        reach = leg_len * (0.25 + 0.2 * abs(phase))
+        strike = (hip_x + fwd * reach, ground - ankle_h)
+        kick = (hip_x - fwd * reach * 0.8, ground - ankle_h - leg_len * rng.uniform(0.2, 0.45))
+        feet = [kick, strike] if phase > 0 else [strike, kick]
+    elif motion in ("walking", "running"):
         if side:
-            stride = leg_len * amp * phase
-            feet = [(hip_x - fwd * stride, ground - ankle_h - (leg_len * (0.18 if motion == "running" else 0.03)
-                                                              * max(0.0, phase))),
-                    (hip_x + fwd * stride, ground - ankle_h - (leg_len * (0.18 if motion == "running" else 0.03)
-                                                              * max(0.0, -phase)))]
-            if motion == "running":
-                hip_y += leg_len * 0.05
+            stride = leg_len * 0.3 * phase
+            feet = [(hip_x - fwd * stride, ground - ankle_h - leg_len * 0.03 * max(0.0, phase)),
+                    (hip_x + fwd * stride, ground - ankle_h - leg_len * 0.03 * max(0.0, -phase))]
         else:
             lift = leg_len * (0.05 if motion == "walking" else 0.12) * phase
             feet = [(hip_x - spread * 1.1, ground - ankle_h - max(0.0, lift)),
@@ -172,9 +173,9 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
             feet = [(hip_x - spread * 1.3, y[0]), (hip_x + spread * 1.3, y[1])]
     elif motion in ("riding scooter", "riding skateboard"):
         deck = ground - u * 0.04
-        hip_y = top + f_hip * u + u * 0.03
+        hip_y = top + f_hip * u - u * 0.025  # standing on the deck, knees a little bent
         if side:
-            gap = u * (0.1 if motion == "riding scooter" else 0.14)
+            gap = u * (0.07 if motion == "riding scooter" else 0.1)
             feet = [(hip_x - fwd * gap, deck - ankle_h), (hip_x + fwd * gap, deck - ankle_h)]
         else:
             feet = [(hip_x - spread * 1.5, deck - ankle_h), (hip_x + spread * 1.1, deck - ankle_h)]
@@ -256,8 +257,8 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
                 if motion == "running":
                     target = (sh[0] + fwd * math.sin(swing) * upper + fwd * fore * 0.6, sh[1] + upper * 0.9)
             else:
-                target = (sh[0] + out * (shoulder_half * 0.28 + u * 0.01), sh[1] + (upper + fore) * (
-                    0.97 - 0.06 * abs(swing)))
+                # Arms hang close to the body; a swing forward or back only shortens them.
+                target = (sh[0] + out * u * 0.012, sh[1] + (upper + fore) * (0.995 - 0.08 * abs(swing)))
         bend = -fwd if side else out
         if job == "behind" and side:
             bend = fwd
