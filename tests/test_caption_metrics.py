@@ -82,3 +82,12 @@ def test_consensus_caption_is_the_most_typical_reference() -> None:
     # any other fixed reference caption scores no better
     for other in refs:
         assert caption_metrics([other[0]] * len(refs), refs)["CIDEr-D"] <= scores["CIDEr-D"] + 1e-12
+
+
+@pytest.mark.parametrize("case", [c for c in FIXTURES if len(c["references"]) > 1][:6], ids=lambda c: c["name"])
+def test_constant_score_equals_scoring_the_caption_everywhere(case: dict) -> None:
+    refs = case["tokenized_references"]
+    cider = CiderD(refs)
+    for candidate in case["tokenized_candidates"][:3]:
+        expected = sum(cider.scores([candidate] * len(refs))) / len(refs)
+        assert cider.constant_score(candidate) == pytest.approx(expected, rel=1e-9, abs=1e-12)

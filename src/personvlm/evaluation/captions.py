@@ -148,6 +148,7 @@ class CiderD:
                 self.df[gram] += 1
         self.log_n = np.log(float(len(ref_counts)))
         self.refs = [[self._tfidf(c) for c in refs] for refs in ref_counts]
+        self._postings: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] | None = None
 
     def _tfidf(self, counts: NGramCounts) -> _TfIdf:
         vec: list[dict[tuple[str, ...], float]] = [{} for _ in range(MAX_N)]
@@ -175,20 +176,49 @@ class CiderD:
             val[n] *= np.e ** (-(delta**2) / (2 * self.sigma**2))
         return val
 
-    def score_one(self, candidate: str, index: int) -> float:
-        """CIDEr-D of ``candidate`` against the references of item ``index``."""
-        hyp = self._tfidf(ngram_counts(candidate.split()))
+    def _score(self, hyp: _TfIdf, index: int) -> float:
         refs = self.refs[index]
         total = np.zeros(MAX_N)
         for ref in refs:
             total += self._sim(hyp, ref)
         return float(np.mean(total) / len(refs) * 10.0)
 
+    def constant_score(self, candidate: str) -> float:
+        """Corpus CIDEr-D if ``candidate`` were the answer for every item, i.e.
+        ``mean(scores([candidate] * N))`` (equal up to float rounding), computed through an
+        inverted index so that ranking hundreds of baseline candidates stays cheap."""
+        flat = [ref for refs in self.refs for ref in refs]
+        if self._postings is None:
+            lists: dict[tuple[str, ...], list[tuple[int, float]]] = defaultdict(list)
+            for i, ref in enumerate(flat):
+                for vec in ref.vec:
+                    for gram, weight in vec.items():
+                        lists[gram].append((i, weight))
+            self._postings = {g: (np.array([i for i, _ in p]), np.array([w for _, w in p])) for g, p in lists.items()}
+        hyp = self._tfidf(ngram_counts(candidate.split()))
+        dots = np.zeros((len(flat), MAX_N))
+        for n in range(MAX_N):
+            for gram, weight in hyp.vec[n].items():
+                if gram in self._postings:
+                    idx, ref_weight = self._postings[gram]
+                    dots[idx, n] += np.minimum(weight, ref_weight) * ref_weight
+        denom = np.array(hyp.norm)[None, :] * np.array([ref.norm for ref in flat])
+        val = np.where(denom != 0, dots / np.where(denom != 0, denom, 1.0), dots)
+        delta = hyp.length - np.array([ref.length for ref in flat], dtype=float)
+        val *= np.exp(-(delta**2) / (2 * self.sigma**2))[:, None]
+        owner = np.repeat(np.arange(len(self.refs)), [len(refs) for refs in self.refs])
+        per_item = np.bincount(owner, weights=val.mean(1)) / np.array([len(refs) for refs in self.refs]) * 10.0
+        return float(per_item.mean())
+
     def scores(self, candidates: Sequence[str]) -> list[float]:
         """Per-item CIDEr-D of a candidate list aligned with the reference corpus."""
         if len(candidates) != len(self.refs):
             raise ValueError(f"{len(candidates)} candidates for {len(self.refs)} reference items")
-        return [self.score_one(c, i) for i, c in enumerate(candidates)]
+        vectors: dict[str, _TfIdf] = {}  # a baseline repeats one caption N times: weigh it once
+        for c in candidates:
+            if c not in vectors:
+                vectors[c] = self._tfidf(ngram_counts(c.split()))
+        return [self._score(vectors[c], i) for i, c in enumerate(candidates)]
 
 
 # --- public API --------------------------------------------------------------------------------
@@ -214,7 +244,7 @@ def scores_tokenized(cands: Sequence[str], refs: Sequence[Sequence[str]], cider:
     return out
 
 
-def consensus_caption(references: Sequence[Sequence[str]], max_candidates: int = 200,
+def consensus_caption(references: Sequence[Sequence[str]], max_candidates: int = 500,
                       seed: int = 0) -> tuple[str, dict[str, float]]:
     """The image-blind baseline: the one reference caption that, given as the answer for every
     item, scores the highest corpus CIDEr-D against everyone's references.
@@ -232,5 +262,5 @@ def consensus_caption(references: Sequence[Sequence[str]], max_candidates: int =
         rng = np.random.default_rng(seed)
         pool = [pool[i] for i in sorted(rng.choice(len(pool), max_candidates, replace=False))]
     cider = CiderD(refs)
-    best_tok, best_raw = max(pool, key=lambda p: float(np.mean(cider.scores([p[0]] * len(refs)))))
+    best_tok, best_raw = max(pool, key=lambda p: cider.constant_score(p[0]))
     return best_raw, scores_tokenized([best_tok] * len(refs), refs, cider)
