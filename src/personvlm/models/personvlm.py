@@ -55,7 +55,7 @@ def check_parameter_budget(total: int) -> None:
     """Refuse models over the product's 100M-parameter bound, saying which knobs to turn."""
     if total > MAX_PARAMETERS:
         raise ConfigError(
-            f"configuration has {total / 1e6:.1f}M parameters, over the {MAX_PARAMETERS / 1e6:.0f}M limit; "
+            f"configuration has {total:,} parameters, over the limit of {MAX_PARAMETERS:,}; "
             "reduce width, layers, vocab_size or choose a smaller encoder"
         )
 
