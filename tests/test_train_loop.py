@@ -9,9 +9,12 @@ import pytest
 import torch
 
 from personvlm.data.vocab import Vocab
+from personvlm.describer import Describer
+from personvlm.imageio import load_image
 from personvlm.models.checkpoint import load_checkpoint
 from personvlm.models.heads import IGNORE_INDEX
 from personvlm.models.personvlm import PersonVLM
+from personvlm.schema import parse
 from personvlm.schema.compact import compact_slots
 from personvlm.training import trainer as trainer_mod
 from personvlm.training.config import TrainConfig
@@ -50,6 +53,9 @@ def test_run_writes_a_loadable_model_directory(tmp_path: Path, data: Path) -> No
     assert model.config.vocab_size == len(vocab)
     grammar_words = {w for _, table, _ in compact_slots() for phrase in table for w in vocab.tokenize(phrase)}
     assert grammar_words <= set(vocab.itos)  # constrained decoding can spell every compact phrase
+    describer = Describer.from_pretrained(out)
+    [desc] = describer.describe([load_image(data.parent / "images" / "p000_000.jpg")], style="compact")
+    assert parse(desc.caption).values() == desc.values()
     with pytest.raises(TrainingError, match="already holds a run"):
         Trainer(cfg, out).run()
 
@@ -60,16 +66,22 @@ def test_collate_gives_each_sample_both_styles(data: Path, tmp_path: Path) -> No
     recs = load_jsonl(data)[:3]
     vocab = Vocab.build([r.answer for r in recs] + [r.compact or "" for r in recs])
     ds = PersonDataset(recs, vocab, (64, 32), 48)
-    batch = collate([ds[i] for i in range(3)], vocab.pad_id)
-    assert batch["images"].shape == (6, 3, 64, 32)
-    assert torch.equal(batch["images"][:3], batch["images"][3:])
-    assert batch["input_ids"][0, :2].tolist() == [vocab.bos_id, vocab.style_id("compact")]
-    assert batch["input_ids"][3, :2].tolist() == [vocab.bos_id, vocab.style_id("natural")]
-    assert (batch["target_ids"][:, 0] == IGNORE_INDEX).all()
-    assert vocab.decode(batch["target_ids"][0][batch["target_ids"][0] >= 0].tolist()) == recs[0].compact
-    assert batch["head_targets"]["upper_color"].shape == (6,)
-    assert batch["head_targets"]["bags"][0].tolist() == [0.0] * 7
-    assert (batch["head_targets"]["shoes_color"] == IGNORE_INDEX).all()  # unknown -> ignored
+    compact, natural = collate([ds[i] for i in range(3)], vocab.pad_id)
+    assert compact["images"].shape == (3, 3, 64, 32) and torch.equal(compact["images"], natural["images"])
+    assert compact["input_ids"][0, :2].tolist() == [vocab.bos_id, vocab.style_id("compact")]
+    assert natural["input_ids"][0, :2].tolist() == [vocab.bos_id, vocab.style_id("natural")]
+    for style, batch in (("compact", compact), ("natural", natural)):  # each style padded to its own longest
+        assert batch["input_ids"].shape[1] == max(len(ds[i]["tokens"][style]) for i in range(3)) - 1
+    for batch in (compact, natural):
+        assert (batch["target_ids"][:, 0] == IGNORE_INDEX).all()  # the given style token is not a target
+        shifted, nxt = batch["target_ids"][:, 1:-1], batch["input_ids"][:, 2:]  # target[t] = input[t + 1]
+        real = nxt != vocab.pad_id
+        assert torch.equal(shifted[real], nxt[real])
+    row = compact["target_ids"][0]
+    assert vocab.decode(row[row >= 0].tolist()) == recs[0].compact
+    assert compact["head_targets"]["upper_color"].shape == (3,)
+    assert compact["head_targets"]["bags"][0].tolist() == [0.0] * 7
+    assert (compact["head_targets"]["shoes_color"] == IGNORE_INDEX).all()  # unknown -> ignored
 
 
 def test_nan_batches_are_skipped_and_counted(tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +92,7 @@ def test_nan_batches_are_skipped_and_counted(tmp_path: Path, data: Path, monkeyp
         out = real(self, batch)
         if self.training:
             calls["n"] += 1
-            if calls["n"] in (2, 7):
+            if calls["n"] in (3, 13):  # two calls (styles) per step: steps 2 and 7
                 out["loss"] = out["loss"] * float("nan")
         return out
 

@@ -122,19 +122,21 @@ class PersonDataset(Dataset):
         return sample
 
 
-def collate(samples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, Any]:
-    """Batch for ``compute_loss``: each sample appears once per style (its image/features repeated),
-    so rows ``[0, B)`` are compact captions and ``[B, 2B)`` natural ones."""
+def collate(samples: Sequence[dict[str, Any]], pad_id: int) -> list[dict[str, Any]]:
+    """One ``compute_loss`` batch per style, each padded to its own longest caption: compact captions
+    are a third as long as natural ones, so one shared padding would waste about a third of the
+    decoder's work. The heads targets ride along in every style's batch."""
     key = "features" if "features" in samples[0] else "images"
     visual = torch.stack([s[key] for s in samples])
-    seqs = [s["tokens"][style] for style in STYLES for s in samples]
-    width = max(len(q) for q in seqs) - 1
-    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    target_ids = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
-    for row, q in enumerate(seqs):
-        input_ids[row, : len(q) - 1] = torch.tensor(q[:-1])
-        target_ids[row, : len(q) - 1] = torch.tensor(q[1:])
-    target_ids[:, 0] = IGNORE_INDEX  # after <bos> comes the style token, which is given, not predicted
-    heads = {name: torch.stack([s["heads"][name] for s in samples] * len(STYLES)) for name in samples[0]["heads"]}
-    return {key: visual.repeat(len(STYLES), *([1] * (visual.dim() - 1))), "input_ids": input_ids,
-            "target_ids": target_ids, "head_targets": heads}
+    heads = {name: torch.stack([s["heads"][name] for s in samples]) for name in samples[0]["heads"]}
+    batches = []
+    for style in STYLES:
+        seqs = [s["tokens"][style] for s in samples]
+        width = max(len(q) for q in seqs) - 1
+        input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+        target_ids = torch.full((len(seqs), width), IGNORE_INDEX, dtype=torch.long)
+        for row, q in enumerate(seqs):
+            input_ids[row, : len(q) - 1] = torch.tensor(q[:-1])
+            target_ids[row, 1 : len(q) - 1] = torch.tensor(q[2:])  # the style token after <bos> is given
+        batches.append({key: visual, "input_ids": input_ids, "target_ids": target_ids, "head_targets": heads})
+    return batches

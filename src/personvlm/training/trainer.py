@@ -86,14 +86,15 @@ class LoopState:
 
 
 class LossModule(nn.Module):
-    """``forward`` = ``compute_loss``, so DDP's gradient synchronisation wraps the real loss."""
+    """Mean ``compute_loss`` over the per-style batches of one step, as one ``forward`` so that
+    DDP's gradient synchronisation wraps the real loss."""
 
     def __init__(self, model: PersonVLM) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        return self.model.compute_loss(batch)
+    def forward(self, batches: list[dict[str, Any]]) -> Tensor:
+        return torch.stack([self.model.compute_loss(b)["loss"] for b in batches]).mean()
 
 
 class _Shard(Sampler[int]):
@@ -319,13 +320,13 @@ class Trainer:
                    TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=self.console, disable=not ctx.is_main, transient=True) as progress:
             task = progress.add_task("train", total=n, loss=float("nan"))
-            for i, batch in enumerate(loader):
-                batch = to_device(batch, ctx.device)
+            for i, batches in enumerate(loader):
+                batches = [to_device(b, ctx.device) for b in batches]
                 boundary = (i + 1) % tc.grad_accum == 0 or i + 1 == n
                 sync = contextlib.nullcontext() if boundary or not ctx.distributed else net.no_sync()
                 with sync:
                     with torch.autocast(ctx.device.type, dtype=torch.float16, enabled=use_amp):
-                        loss = net(batch)["loss"]
+                        loss = net(batches)
                     # Every process must agree to skip, or DDP's all-reduce would wait forever.
                     bad = all_reduce_sum(torch.tensor([float(not torch.isfinite(loss))], device=ctx.device), ctx)
                     if bad.item() == 0:
@@ -333,8 +334,7 @@ class Trainer:
                         totals += torch.tensor([loss.item(), 1.0, 0.0], dtype=torch.float64)
                     else:
                         totals[2] += 1
-                if boundary:
-                    self._step(net, optimizer, scheduler, scaler, totals)
+                if boundary and self._step(optimizer, scheduler, scaler, totals):
                     state.step += 1
                     if self.hooks.on_step:
                         self.hooks.on_step(state.step)
@@ -342,22 +342,25 @@ class Trainer:
         totals = all_reduce_sum(totals.to(ctx.device), ctx).cpu()
         return float(totals[0] / max(totals[1], 1.0)), int(totals[2] / ctx.world_size)
 
-    def _step(self, net: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-              scaler: torch.amp.GradScaler, totals: Tensor) -> None:
-        """Clip, then step unless the gradients are not finite (counted as a skipped batch)."""
-        scaler.unscale_(optimizer)
+    def _step(self, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
+              totals: Tensor) -> bool:
+        """Clip and take an optimiser + schedule step; False (nothing stepped) when every batch of the
+        accumulation window was skipped. Non-finite gradients are counted as a skipped batch and
+        not applied."""
         params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        if params:
-            clip = self.cfg.train.grad_clip or float("inf")
-            norm = torch.nn.utils.clip_grad_norm_(params, clip)
-            if not torch.isfinite(norm):
-                totals[2] += 1
-                if not scaler.is_enabled():  # the scaler skips non-finite steps by itself
-                    optimizer.zero_grad(set_to_none=True)
-            scaler.step(optimizer)
-            scaler.update()
+        if not params:
+            return False
+        scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip or float("inf"))
+        if not torch.isfinite(norm):
+            totals[2] += 1
+            if not scaler.is_enabled():  # the scaler skips non-finite steps by itself
+                optimizer.zero_grad(set_to_none=True)
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
+        return True
 
     # --- checkpoints and outputs --------------------------------------------------------------
     def _save(self, path: Path, model: PersonVLM, optimizer: torch.optim.Optimizer, scheduler: Any,

@@ -55,16 +55,15 @@ def validate(model: Any, loader: DataLoader, ctx: DistContext) -> dict[str, floa
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64)  # loss sum, batches
     counts = torch.zeros(N_LABELS, 4, dtype=torch.float64)
-    for batch in loader:
-        batch = to_device(batch, ctx.device)
-        loss = model.compute_loss(batch)["loss"]
+    for batches in loader:
+        batches = [to_device(b, ctx.device) for b in batches]
+        loss = torch.stack([model.compute_loss(b)["loss"] for b in batches]).mean()
         if torch.isfinite(loss):
             totals += torch.tensor([float(loss), 1.0], dtype=torch.float64)
-        key = "features" if "features" in batch else "images"
-        n = len(batch[key]) // 2  # each sample appears once per style; the heads need it once
-        visual = model.visual_tokens(batch[key][:n]) if key == "features" else model.encode_images(batch[key][:n])
-        targets = {k: v[:n] for k, v in batch["head_targets"].items()}
-        counts += confusion_counts(model.head_logits(visual), targets)
+        first = batches[0]  # every style's batch holds the same images and head targets
+        visual = (model.visual_tokens(first["features"]) if "features" in first
+                  else model.encode_images(first["images"]))
+        counts += confusion_counts(model.head_logits(visual), first["head_targets"])
     model.train(was_training)
     totals = all_reduce_sum(totals.to(ctx.device), ctx).cpu()
     counts = all_reduce_sum(counts.to(ctx.device), ctx).cpu()
