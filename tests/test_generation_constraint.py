@@ -66,16 +66,23 @@ def test_500_sampled_compact_captions_from_a_random_model_all_parse(vocab: Vocab
     assert max(len(row) for row in rows) > 10
 
 
+def _exact_values(vocab: Vocab, d: PersonDescription) -> CompactConstraint:
+    return CompactConstraint(vocab, {name: {value} for name, value in d.values().items()})
+
+
 @pytest.mark.parametrize("config", [GenerationConfig(max_new_tokens=80), GenerationConfig(max_new_tokens=80, num_beams=3)],
                          ids=["greedy", "beam"])
+@pytest.mark.parametrize("build", [CompactConstraint.agreeing_with, _exact_values], ids=["pinned", "automaton"])
 def test_agreeing_with_a_description_decodes_exactly_its_values(
-        vocab: Vocab, model: torch.nn.Module, config: GenerationConfig) -> None:
+        vocab: Vocab, model: torch.nn.Module, config: GenerationConfig, build: object) -> None:
     rng = random.Random(1)
     descriptions = [_random_description(rng) for _ in range(12)]
-    constraints = [CompactConstraint.agreeing_with(vocab, d) for d in descriptions]
-    rows = generate(model, _visual(12, seed=1), _prompt(vocab), config, constraints)
+    descriptions.append(parse_compact(""))  # nothing to say (no bag, no hat, all else unknown): empty caption
+    constraints = [build(vocab, d) for d in descriptions]  # type: ignore[operator]
+    rows = generate(model, _visual(13, seed=1), _prompt(vocab), config, constraints)
     uncached = GenerationConfig(**{**config.__dict__, "use_cache": False})
-    assert generate(model, _visual(12, seed=1), _prompt(vocab), uncached, constraints) == rows
+    assert generate(model, _visual(13, seed=1), _prompt(vocab), uncached, constraints) == rows
+    assert rows[-1] == [vocab.eos_id]
     for row, d in zip(rows, descriptions, strict=True):
         parsed = parse_compact(vocab.decode(row))
         assert parsed is not None and parsed.values() == d.values(), (vocab.decode(row), to_compact(d))
@@ -145,6 +152,8 @@ def test_phrases_the_vocabulary_cannot_spell_are_never_generated(model: torch.nn
     assert all(parse_compact(c) is not None and "anorak" not in c for c in captions)
     with pytest.raises(ValueError, match="no compact caption"):
         CompactConstraint(vocab, {"upper_type": {"jacket"}})
+    with pytest.raises(ValueError, match="no compact caption"):
+        CompactConstraint.agreeing_with(vocab, PersonDescription.from_values({"upper_type": "jacket"}))
 
 
 def test_a_constraint_from_another_vocabulary_is_refused(vocab: Vocab, model: torch.nn.Module) -> None:

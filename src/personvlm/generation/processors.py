@@ -28,26 +28,37 @@ def banned_ngram_tokens(history: list[int], n: int) -> set[int]:
 
 
 def allowed_tokens(
-    vocab_size: int, histories: list[list[int]], n: int, grammar: list[Tensor | None], eos_id: int
+    vocab_size: int, histories: list[list[int]], n: int, grammar: list[list[int] | None], eos_id: int
 ) -> Tensor | None:
     """Bool ``[R, V]`` of tokens each row may emit, or None when nothing is restricted.
 
-    The grammar mask (constrained decoding) is binding; the no-repeat-ngram ban yields where it
-    would leave a row with no legal token, and never bans ``<eos>``.
+    ``grammar`` holds each row's legal tokens (constrained decoding; None = free) and is binding;
+    the no-repeat-ngram ban yields where it would leave a row with no legal token, and never
+    bans ``<eos>``. Built with one scatter per step: per-row tensors would cost more than the
+    tiny decoder itself.
     """
     if n <= 0 and all(g is None for g in grammar):
         return None
-    rows = []
-    for history, mask in zip(histories, grammar, strict=True):
-        row = torch.ones(vocab_size, dtype=torch.bool) if mask is None else mask.clone()
-        banned = banned_ngram_tokens(history, n) - {eos_id}
-        if banned:
-            trial = row.clone()
-            trial[list(banned)] = False
-            if trial.any():
-                row = trial
-        rows.append(row)
-    return torch.stack(rows)
+    allowed: list[int] = []  # flat indices row * V + token
+    banned_free: list[int] = []
+    free_rows: list[int] = []
+    for row, (history, legal) in enumerate(zip(histories, grammar, strict=True)):
+        banned = banned_ngram_tokens(history, n) - {eos_id} if n > 0 else set()
+        base = row * vocab_size
+        if legal is None:
+            free_rows.append(row)
+            banned_free += [base + t for t in banned]
+        else:
+            kept = [t for t in legal if t not in banned] if banned else legal
+            allowed += [base + t for t in kept or legal]
+    mask = torch.zeros(len(grammar) * vocab_size, dtype=torch.bool)
+    if allowed:
+        mask[torch.tensor(allowed, dtype=torch.long)] = True
+    for row in free_rows:
+        mask[row * vocab_size:(row + 1) * vocab_size] = True
+    if banned_free:
+        mask[torch.tensor(banned_free, dtype=torch.long)] = False
+    return mask.view(len(grammar), vocab_size)
 
 
 def filter_top_k_top_p(logits: Tensor, top_k: int, top_p: float) -> Tensor:

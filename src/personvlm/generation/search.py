@@ -78,13 +78,14 @@ class _Rows:
                 seen[row, history] = True
             logits = apply_repetition_penalty(logits, seen, cfg.repetition_penalty)
         budget = cfg.max_new_tokens - step
-        grammar = [c.allowed_mask(s, budget) if c is not None and s is not None else None
+        if step == 0:
+            for size in {c.vocab_size for c in self.constraints if c is not None} - {logits.shape[-1]}:
+                raise ValueError(f"the constraint's vocabulary has {size} tokens but the model scores "
+                                 f"{logits.shape[-1]}: build it from the model's own vocabulary")
+        grammar = [c.allowed_ids(s, budget) if c is not None and s is not None else None
                    for c, s in zip(self.constraints, self.states, strict=True)]
         allowed = allowed_tokens(logits.shape[-1], histories, cfg.no_repeat_ngram_size, grammar, self.eos_id)
         if allowed is not None:
-            if allowed.shape[-1] != logits.shape[-1]:
-                raise ValueError(f"the constraint's vocabulary has {allowed.shape[-1]} tokens but the model "
-                                 f"scores {logits.shape[-1]}: build it from the model's own vocabulary")
             logits = logits.masked_fill(~allowed.to(logits.device), -torch.inf)
         return logits
 
