@@ -121,8 +121,14 @@ def _lerp(a: Pt, b: Pt, t: float) -> Pt:
     return a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t
 
 
-def hand_jobs(values: dict[str, Any], facing: int) -> list[str | None]:
-    """Decide what each hand does from pose, held items and bags (index 1 = near/right hand)."""
+POCKET_TOPS = ("coat", "cotton-padded coat", "jacket", "hoodie", "suit")
+
+
+def hand_jobs(values: dict[str, Any], rng: np.random.Generator) -> list[str | None]:
+    """Decide what each hand does from pose, held items and bags (index 1 = near/right hand).
+
+    A free hand of someone in a coat is often in a pocket (as in winter street footage).
+    """
     motion, pose, held, bags = values["motion"], values["pose"], values["held"], values["bags"]
     if motion.startswith("riding") and motion != "riding skateboard":
         return ["handlebar", "handlebar"]
@@ -143,14 +149,15 @@ def hand_jobs(values: dict[str, Any], facing: int) -> list[str | None]:
     hands: list[str | None] = [None, None]
     for i, job in enumerate(jobs[:2]):
         hands[1 - i] = job
-    return hands
+    pockets = values["upper_type"] in POCKET_TOPS and motion in ("walking", "standing") and rng.random() < 0.3
+    return [("pocket" if job is None and pockets else job) for job in hands]
 
 
 def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, ground: float,
                 facing: int) -> Drawn:
     """Draw the person described by ``values`` (all known) standing on ``ground`` at ``cx``."""
     rng = painter.rng
-    jobs = hand_jobs(values, facing)
+    jobs = hand_jobs(values, rng)
     skel = build(values, rng, u, cx, ground, facing,
                  [("hold" if j and j.startswith("bag:") else j) for j in jobs])
     view = skel.view
@@ -195,7 +202,7 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
     _draw_held(painter, skel, values, jobs, hand_rgb)
     _draw_vehicle_front(painter, skel, values, ground)
 
-    hands_visible = not (skel.arms_behind and view == "front")
+    hands_visible = not (skel.arms_behind and view == "front") and jobs != ["pocket", "pocket"]
     feet_y = max(a[1] for a in skel.ankle) + u * 0.035
     xs = [p[0] for p in (*skel.shoulder, *skel.wrist, *skel.ankle, *skel.knee)]
     bbox = (min(xs) - skel.arm_w, ground - u, max(xs) + skel.arm_w, max(feet_y, ground))
@@ -362,7 +369,7 @@ def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.I
         p.paint(cloth, [("limb", (sh, el, aw * puff)), ("limb", (el, _lerp(el, wr, 0.9), aw * puff * 0.9))])
     elif sleeve == "short":
         p.paint(cloth, [("limb", (sh, _lerp(sh, el, 0.55), aw * 1.25))])
-    if not (s.arms_behind and s.view == "front"):
+    if not (s.arms_behind and s.view == "front") and s.hand_item[i] != "pocket":
         p.ellipse(_lerp(el, wr, 1.08), aw * 0.55, aw * 0.6, hand)
 
 
@@ -432,6 +439,8 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB)
                 p.ellipse((hx + sgn * rx * 0.88, hy - ry * 0.05), rx * 0.2, ry * 0.45, hair)
     if s.view != "back":
         ey = hy - ry * 0.02
+        shift = s.turn * rx * 0.35 if s.view == "front" else 0.0
+        hx += shift  # face features follow the turn of the head; the skull stays put
         xs = [hx + f * rx * 0.55] if s.view == "side" else [hx - rx * 0.38, hx + rx * 0.38]
         for ex in xs:
             d.ellipse([ex - 0.8, ey - 0.7, ex + 0.8, ey + 0.7], fill=eye)
@@ -553,7 +562,7 @@ def _draw_held(p: Painter, s: Skeleton, v: dict[str, Any], jobs: list[str | None
     rng = p.rng
     u = s.u
     for i, job in enumerate(jobs):
-        if job is None or job in ("handlebar", "crossed", "behind"):
+        if job is None or job in ("handlebar", "crossed", "behind", "pocket"):
             continue
         w = _lerp(s.elbow[i], s.wrist[i], 1.08)
         if job in ("phone_ear", "phone"):

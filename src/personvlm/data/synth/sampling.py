@@ -200,8 +200,12 @@ def sample_outfit(rng: np.random.Generator, marginals: Marginals,
         settle("upper_sleeve", "sleeveless")
     elif v["upper_type"] in LONG_SLEEVED_TOPS:
         settle("upper_sleeve", "long")
-    elif v["upper_sleeve"] == "sleeveless" and v["upper_type"] not in ("t-shirt", "dress"):
-        settle("upper_sleeve", "short")
+    else:
+        # Only t-shirts (tank tops) and dresses go sleeveless; most t-shirts are short-sleeved.
+        odd_sleeveless = v["upper_sleeve"] == "sleeveless" and v["upper_type"] not in ("t-shirt", "dress")
+        long_tee = v["upper_type"] == "t-shirt" and v["upper_sleeve"] == "long" and rng.random() < 0.75
+        if odd_sleeveless or long_tee:
+            settle("upper_sleeve", "short")
     if v["upper_type"] == "suit":
         settle("lower_type", "trousers")
         settle("lower_color", v["upper_color"])

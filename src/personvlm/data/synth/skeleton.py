@@ -45,6 +45,7 @@ class Skeleton:
     arm_w: float
     leg_w: float
     lean: float  # forward lean of the torso in radians (side views)
+    turn: float = 0.0  # sine of the body's turn away from the view axis (-0.6..0.6)
     seat_y: float | None = None  # sitting / riding: height of the seat
     hand_item: list[str | None] = field(default_factory=lambda: [None, None])
     arms_in_front: bool = False  # forearms cross the torso (folded arms, cup, phone)
@@ -113,6 +114,14 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
         shoulder_half = u * (0.125 if male else 0.108) * (1.0 if age != "child" else 0.95) * (1 + (build_k - 1) * 0.6)
         waist_half = u * (0.085 if male else 0.075) * build_k
         hip_half = u * (0.09 if male else 0.1) * build_k
+    # Few people face the camera squarely: a turn of up to ~40 degrees narrows the body and
+    # moves the face to one side while the view is still "front" / "back" (or "side").
+    turn = rng.uniform(-0.6, 0.6)
+    if side:
+        shoulder_half *= 1 + abs(turn) * 0.5
+    else:
+        narrow = math.sqrt(1 - turn * turn)
+        shoulder_half, waist_half, hip_half = shoulder_half * narrow, waist_half * narrow, hip_half * narrow
     arm_w = u * 0.05 * build_k
     leg_w = u * 0.068 * build_k
 
@@ -245,6 +254,9 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
                 target = (sh[0] + fwd * reach, (ground - u * (0.6 if motion == "riding bicycle" else 0.62)))
             else:
                 target = (sh[0] + out * shoulder_half * 0.2, sh[1] + upper * 1.0)
+        elif job == "pocket":  # hand in a coat pocket at the hip, not visible
+            target = (sh_x + out * shoulder_half * 0.75 if not side else sh[0] + fwd * u * 0.03,
+                      hip_y - u * 0.03)
         elif job == "hold":  # a bag in the hand: arm hangs straight
             target = (sh[0] + out * shoulder_half * 0.25 if not side else sh[0] + fwd * upper * 0.05,
                       sh[1] + upper + fore)
@@ -270,5 +282,5 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
         view=view, facing=facing, u=u, head=head, head_h=head_h, head_w=head_w, neck=neck, pelvis=pelvis,
         shoulder=shoulders, elbow=elbows, wrist=wrists, hip=hips, knee=knees, ankle=ankles,
         shoulder_half=shoulder_half, waist_half=waist_half, hip_half=hip_half, arm_w=arm_w, leg_w=leg_w,
-        lean=lean, seat_y=seat_y, hand_item=list(hands), arms_in_front=arms_in_front, arms_behind=arms_behind,
+        lean=lean, turn=turn, seat_y=seat_y, hand_item=list(hands), arms_in_front=arms_in_front, arms_behind=arms_behind,
     )
