@@ -197,3 +197,24 @@ def test_nothing_is_acked_when_the_store_write_fails(client: redis.Redis, names:
     assert flaky.failures == 0  # the outage happened, and the entries survived it
     assert pending(client, names) == 0
     assert client.xlen(names["dead_letter"]) == 0
+
+
+def test_worker_recovers_when_the_stream_is_deleted(client: redis.Redis, names: dict[str, str],
+                                                    store: DescriptionStore) -> None:
+    publish(client, names["stream"], good_events(5))
+    w = QueueWorker(client, store, FakeDescriber(), WorkerOptions(**names))
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while store.count() < 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        client.delete(names["stream"])  # an operator resets the queue: the group goes with it
+        publish(client, names["stream"], good_events(5, prefix="after"))
+        while store.count() < 10:
+            assert time.monotonic() < deadline + 10, "worker did not recover from the deleted stream"
+            time.sleep(0.02)
+    finally:
+        w.request_stop()
+        thread.join(timeout=10)

@@ -135,6 +135,9 @@ class QueueWorker:
             except redis.RedisError as exc:
                 log.error("redis error; retrying in 1 s", extra={"fields": {"error": str(exc)}})
                 self._stop.wait(1.0)
+                if "NOGROUP" in str(exc):  # the stream or group was deleted under us: start afresh
+                    self._claim_cursor = b"0-0"
+                    self.ensure_group()
         log.info("worker stopped", extra={"fields": {"consumer": self.options.consumer, **vars(self.stats)}})
         return self.stats
 
@@ -287,8 +290,8 @@ class QueueWorker:
         pipe = self.redis.pipeline(transaction=True)
         for e in dead:
             pipe.xadd(self.options.dead_letter, {
-                **e.fields, "error": e.error, "source_stream": self.options.stream,
-                "source_id": e.entry_id, "deliveries": str(e.deliveries), "consumer": self.options.consumer,
+                **e.fields, b"error": e.error, b"source_stream": self.options.stream,
+                b"source_id": e.entry_id, b"deliveries": str(e.deliveries), b"consumer": self.options.consumer,
             })
             log.warning("dead-lettered", extra={"fields": {
                 "entry_id": e.entry_id.decode(), "deliveries": e.deliveries, "error": e.error}})
