@@ -59,5 +59,6 @@ def test_camera_since_limit_and_table(store_path: Path) -> None:
 def test_bad_since_and_missing_store(tmp_path: Path, store_path: Path) -> None:
     code, out = run("x", "--store", str(store_path), "--since", "last tuesday")
     assert code == 2 and "neither ISO 8601" in out
-    code, out = run("x", "--store", str(tmp_path / "no" / "s.db"))
-    assert code == 2 and "does not exist" in " ".join(out.split())
+    code, out = run("x", "--store", str(tmp_path / "missing.db"))
+    assert code == 2 and "no store at" in " ".join(out.split())
+    assert not (tmp_path / "missing.db").exists()  # searching never creates an empty store

@@ -195,6 +195,9 @@ def search(
         except EventError as exc:
             raise typer.BadParameter(str(exc), param_hint="--since") from None
     parsed = parse_query(query)
+    local = s.store.removeprefix("sqlite:///")
+    if "://" not in local and local != ":memory:" and not Path(local).exists():
+        raise fail(f"no store at {local}: workers create it; point --store (or PERSONVLM_STORE) at theirs")
     try:
         with open_store(s.store) as st:
             hits = st.search(parsed, camera=camera, since=since_ts, limit=limit)
