@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from personvlm.describer import default_model_dir
 from personvlm.evaluation.cli import MODEL_HELP, load_describer, metrics_table, progress_bar
 from personvlm.evaluation.evaluate import Sample
 
@@ -50,7 +51,6 @@ def demo(
     descriptions and write a self-contained HTML page (crops, captions, right/wrong marks)."""
     from personvlm.data.msp60k import load_jsonl
     from personvlm.data.synth import SynthError, write_dataset
-    from personvlm.describer import default_model_dir
     from personvlm.evaluation.evaluate import compute_metrics, describe_records
     from personvlm.evaluation.report import write_report
 

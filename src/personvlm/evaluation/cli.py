@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from personvlm.describer import Describer, ModelNotFoundError
+from personvlm.describer import Describer, ModelNotFoundError, default_model_dir
 from personvlm.evaluation.captions import METRIC_NAMES
 
 MODEL_HELP = "Model directory (config.json, model.safetensors, vocab.json); default: the bundled models/default."
@@ -106,7 +106,8 @@ def evaluate(
     metrics["data"] = str(data)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    write_report(out / "report.html", samples, metrics, subtitle=f"data: {data}", model_dir=model, gallery=gallery)
+    write_report(out / "report.html", samples, metrics, subtitle=f"data: {data}",
+                 model_dir=model or default_model_dir(), gallery=gallery)
     Console().print(metrics_table(metrics))
     console.print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
 
