@@ -3,7 +3,7 @@
 With the encoder frozen, every epoch would recompute identical features; encoding is most of
 the CPU time, so they are computed once and stored. The cache is keyed by a hash of the encoder's
 weights and buffers (BatchNorm statistics included) plus the preprocessing settings, and each
-entry by the list of image files (path, size, mtime): change the encoder, its weights, the image
+entry by the contents of the image files: change the encoder, its weights, the image
 size or normalisation, or any image, and the old entry is no longer found (and is deleted when the
 new one is written).
 
@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from personvlm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, letterbox, to_tensor
 from personvlm.imageio import load_image
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,20 @@ def encoder_fingerprint(encoder: nn.Module, preprocess: dict[str, Any]) -> str:
 
 
 def images_fingerprint(paths: Sequence[Path]) -> str:
-    """Hash of the ordered image list with each file's size and modification time."""
+    """Hash of the ordered images' contents. Content, not modification times: re-rendering a
+    synthetic set with the same seed rewrites identical files and must keep its cache."""
     h = hashlib.sha256()
     for p in paths:
-        st = p.stat()
-        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()[:20]
+
+
+def cache_for_model(root: Path, encoder: nn.Module, image_size: tuple[int, int], device: str = "cpu") -> FeatureCache:
+    """The cache for a model's encoder with the shared letterbox preprocessing at ``image_size``."""
+    preprocess = {"image_size": list(image_size), "resize": "letterbox-bilinear", "mean": list(IMAGENET_MEAN),
+                  "std": list(IMAGENET_STD)}
+    return FeatureCache(root, encoder, preprocess, lambda img: to_tensor(letterbox(img, image_size)),
+                        batch_size=64, device=device)
 
 
 class FeatureCache:

@@ -38,7 +38,6 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from personvlm.data.msp60k import Record, load_jsonl
 from personvlm.data.split import split_groups
-from personvlm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, letterbox, to_tensor
 from personvlm.data.vocab import Vocab
 from personvlm.models.checkpoint import CARD_FILE, VOCAB_FILE, save_checkpoint
 from personvlm.models.personvlm import PersonVLM
@@ -55,7 +54,7 @@ from personvlm.training.ddp import (
     init_distributed,
     shutdown,
 )
-from personvlm.training.feature_cache import FeatureCache
+from personvlm.training.feature_cache import cache_for_model
 from personvlm.training.validation import to_device, validate
 
 log = logging.getLogger(__name__)
@@ -182,12 +181,7 @@ class Trainer:
                 log.info("feature cache off: the encoder has trainable parameters (freeze_stages=%d)",
                          model.config.freeze_stages)
             return None, None, None
-        size = model.config.image_size
-        cache = FeatureCache(
-            Path(self.cfg.cache.dir), model.encoder,
-            {"image_size": list(size), "resize": "letterbox-bilinear", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
-            lambda img: to_tensor(letterbox(img, size)), batch_size=64, device=str(ctx.device),
-        )
+        cache = cache_for_model(Path(self.cfg.cache.dir), model.encoder, model.config.image_size, str(ctx.device))
         flip = self.cfg.augment.flip > 0
         jobs = [("train", train, False), ("train (flipped)", train, True), ("val", val, False)]
         # The main process fills the cache; the others wait and then read it.
