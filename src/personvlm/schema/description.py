@@ -139,8 +139,9 @@ ONE_HOT_LEN = len(ONE_HOT_NAMES)  # 58
 
 # (one_hot index, attribute, our value that sets it). Several of our values may map to one
 # MSP60K label ("Short sleeves" covers sleeveless vests; "Dress" is set by a dress worn as the
-# top or the bottom); the first row per index is used when reading one_hot.
-# "Shirt" (index 22) is not in this table: see _SHIRT_RULE.
+# top or the bottom; jeans are also "Trousers", as in 78% of val.jsonl rows whose caption says
+# jeans); the first row per index is used when reading one_hot.
+# "Shirt" (index 22) is not in this table: see _UPPER_RULES.
 _EXCLUSIVE_MAP: tuple[tuple[int, str, str], ...] = (
     (0, "gender", "female"), (1, "gender", "male"),
     (2, "age", "child"), (3, "age", "adult"), (4, "age", "elderly"),
@@ -154,7 +155,8 @@ _EXCLUSIVE_MAP: tuple[tuple[int, str, str], ...] = (
     (23, "upper_type", "jacket"), (24, "upper_type", "suit"), (25, "upper_type", "vest"),
     (26, "upper_type", "cotton-padded coat"), (27, "upper_type", "coat"),
     (28, "upper_type", "graduation gown"), (29, "upper_type", "chef uniform"),
-    (30, "lower_type", "trousers"), (31, "lower_type", "shorts"), (32, "lower_type", "jeans"),
+    (30, "lower_type", "trousers"), (30, "lower_type", "jeans"), (31, "lower_type", "shorts"),
+    (32, "lower_type", "jeans"),
     (33, "lower_type", "long skirt"), (34, "lower_type", "short skirt"), (35, "lower_type", "dress"),
     (35, "upper_type", "dress"),
     (36, "shoes_type", "leather"), (37, "shoes_type", "casual"), (38, "shoes_type", "boots"),
@@ -170,8 +172,13 @@ _SET_MAP: tuple[tuple[int, str, str], ...] = tuple(
 # of 520 Shirt rows have neither sleeve label, and captions say "shirt", "sweater", "jacket" or
 # "coat" without a sleeve length for them, while "short-sleeved shirt" rows are labelled Short
 # sleeves (19 of 409 also Shirt). So a shirt-like or outer top of unknown sleeve length sets it.
+# MSP60K's "Vest" (Chinese 背心) is any sleeveless top, so a sleeveless shirt or t-shirt sets it too.
+# (one_hot index, upper types, sleeve lengths): the label is set when both match.
+_UPPER_RULES: tuple[tuple[int, frozenset[str], frozenset[str]], ...] = (
+    (22, frozenset({"shirt", "sweater", "hoodie", "jacket", "coat", "suit"}), frozenset({UNKNOWN})),
+    (25, frozenset({"shirt", "t-shirt"}), frozenset({"sleeveless"})),
+)
 _SHIRT_INDEX = 22
-_SHIRT_LIKE = frozenset({"shirt", "sweater", "hoodie", "jacket", "coat", "suit"})
 # What an all-zero group means in MSP60K's labels.
 _ABSENT_DEFAULTS: dict[str, str] = {
     "hair_length": "short", "headwear": "none", "glasses": "no", "mask": "no", "scarf": "no", "gloves": "no",
@@ -189,8 +196,9 @@ def to_one_hot(desc: PersonDescription) -> list[int]:
         v = vals[name]
         if isinstance(v, tuple) and value in v:
             out[idx] = 1
-    if vals["upper_type"] in _SHIRT_LIKE and vals["upper_sleeve"] == UNKNOWN:
-        out[_SHIRT_INDEX] = 1
+    for idx, kinds, sleeves in _UPPER_RULES:
+        if vals["upper_type"] in kinds and vals["upper_sleeve"] in sleeves:
+            out[idx] = 1
     return out
 
 

@@ -34,7 +34,7 @@ HAIR_COLOR_SYNONYMS: dict[str, tuple[str, ...]] = {
 
 # Garments. The first phrase of each tuple is what the writers say.
 UPPER_TYPES: dict[str, tuple[str, ...]] = {
-    "t-shirt": ("t-shirt", "polo shirt", "polo", "tank top", "top", "blouse", "tee"),
+    "t-shirt": ("t-shirt", "polo shirt", "polo", "top", "blouse", "tee"),
     "shirt": ("shirt", "button-up shirt", "button-down shirt", "dress shirt", "plaid shirt"),
     "sweater": ("sweater", "sweatshirt", "jumper", "pullover", "cardigan", "knit top"),
     "hoodie": ("hoodie", "hooded sweatshirt", "hooded top"),
@@ -44,7 +44,8 @@ UPPER_TYPES: dict[str, tuple[str, ...]] = {
                            "down jacket", "down coat", "quilted jacket", "quilted coat", "winter coat",
                            "winter jacket", "cotton-padded jacket", "puffy jacket", "puffy coat", "parka"),
     "suit": ("suit", "suit jacket", "blazer", "business suit"),
-    "vest": ("vest", "sleeveless vest", "tank vest", "waistcoat", "gilet"),
+    # MSP60K's "Vest" (Chinese 背心) is a sleeveless top, as "vest" is in British English.
+    "vest": ("vest", "sleeveless vest", "tank top", "tank vest", "singlet", "camisole", "waistcoat", "gilet"),
     "dress": ("dress", "gown"),
     "uniform": ("uniform", "work uniform", "overalls", "apron"),
     "graduation gown": ("graduation gown", "academic gown", "graduation robe", "academic robe", "mortarboard"),
@@ -66,7 +67,7 @@ SHOE_TYPES: dict[str, tuple[str, ...]] = {
                "canvas shoes", "tennis shoes", "flats", "slip-on shoes", "shoes"),
     "boots": ("boots", "ankle boots", "rain boots", "booties", "boot"),
     "sandals": ("sandals", "slippers", "flip-flops", "flip flops", "slides", "sandal"),
-    "other": ("other shoes", "socks only", "barefoot", "bare feet"),
+    "other": ("unusual shoes", "other shoes", "unusual footwear", "socks only", "barefoot", "bare feet"),
 }
 BAG_TYPES: dict[str, tuple[str, ...]] = {
     "backpack": ("backpack", "rucksack", "school bag", "schoolbag", "knapsack"),
@@ -78,7 +79,10 @@ BAG_TYPES: dict[str, tuple[str, ...]] = {
                     "translucent bag", "transparent bag"),
     "paper bag": ("paper bag", "paper shopping bag"),
     "suitcase": ("suitcase", "luggage", "rolling bag", "trolley bag", "roller bag", "trolley case"),
-    "other bag": ("other bag", "bag", "pouch", "sack", "duffel bag", "gym bag", "cloth bag", "box", "basket", "package"),
+    # MSP60K's "Other bag" is any other carried thing, which captions call "something" or "an object".
+    "other bag": ("bag of another kind", "other bag", "pouch", "sack", "duffel bag", "gym bag", "cloth bag",
+                  r"carr(?:y|ies|ying) (?:something|an object|an item|items|various items|some items|objects|"
+                  r"a small object|an unidentified object)"),
 }
 HELD_ITEMS: dict[str, tuple[str, ...]] = {
     "phone": ("phone", "cell phone", "mobile phone", "smartphone", "cellphone"),
@@ -90,8 +94,8 @@ POSES: dict[str, tuple[str, ...]] = {
                 "on the phone", "phone (?:held )?(?:up )?to (?:his|her|their) ear", "making a (?:phone )?call",
                 "calling", "on a call", "phone call"),
     "smoking": ("smoking", "cigarette", "cigar", "vaping"),
-    "hands behind back": ("hands behind (?:his|her|their|the) back", "hands clasped behind",
-                          "arms behind (?:his|her|their|the) back", "hands (?:are )?(?:held |clasped )?behind"),
+    "hands behind back": (r"(?:hands|arms) (?:are )?(?:[\w-]+ )?behind (?:his|her|their|the) back",
+                          "hands behind back"),
     "arms crossed": ("arms crossed", "crossed arms", "arms folded", "folded arms", "arms are crossed",
                      "arms are folded", "crossing (?:his|her|their) arms", "folding (?:his|her|their) arms"),
 }
@@ -107,6 +111,11 @@ MOTIONS: dict[str, tuple[str, ...]] = {
                        "electric scooter", "electric vehicle"),
     "riding skateboard": ("riding a skateboard", "skateboarding", "skateboard", "on a skateboard"),
 }
+# Nouns that name a garment without its type ("red bottoms", "black footwear"): colours attach
+# to them while the type stays unknown.
+GENERIC = "generic"
+GENERIC_LOWER: tuple[str, ...] = ("bottoms", "lower-body clothing", "lower clothing", "lower garment")
+GENERIC_SHOES: tuple[str, ...] = ("footwear",)
 # Canonical English for attribute values the writers need beyond the tables above.
 SLEEVE_WORDS: dict[str, str] = {"short": "short-sleeved", "long": "long-sleeved", "sleeveless": "sleeveless"}
 SHOE_WORDS: dict[str, str] = {k: v[0] for k, v in SHOE_TYPES.items()}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from personvlm.schema.attributes import UNKNOWN
@@ -24,6 +24,9 @@ from personvlm.schema.description import PersonDescription
 from personvlm.schema.lexicon import (
     BAG_TYPES,
     COLOR_SYNONYMS,
+    GENERIC,
+    GENERIC_LOWER,
+    GENERIC_SHOES,
     HAIR_COLOR_SYNONYMS,
     HELD_ITEMS,
     LOWER_TYPES,
@@ -118,7 +121,7 @@ _OTHER_PERSON = re.compile(
     r"man|woman|figures?|children|child|kids?|boys?|girls?|adults?|passersby|passers-by|customers|shoppers|"
     r"riders?|cyclists?|one|ones)\b"
     r"|\bsomeone\b|\bsomebody\b|\banyone\b|\bthe other\b"
-    r"|\bin the (?:background|distance|foreground)\b|\bbehind (?:him|her|them)\b"
+    r"|\bin the (?:background|distance)\b|\bbehind (?:him|her|them)\b(?! back)"
 )
 # Sentences that open on the subject keep their words before an other-person / background cut.
 _SUBJECT_START = re.compile(
@@ -126,6 +129,11 @@ _SUBJECT_START = re.compile(
     r"the (?:man|woman|person|individual|child|boy|girl|subject|pedestrian|lady|gentleman|male|female|"
     r"kid|figure|teenager|adult|elderly))\b"
 )
+
+
+# "The image shows two men wearing chef uniforms": a group introduced as the subject is the subject.
+_GROUP_SUBJECT = re.compile(r"^(?:the (?:image|photo|picture|still) (?:shows|depicts|captures|features)|it shows)"
+                            r"(?: (?:the )?(?:backs?|fronts?) of)?$")
 
 
 def _prepare(text: str) -> str:
@@ -144,7 +152,7 @@ def subject_sentences(text: str) -> list[str]:
         if not sentence or _DROP_SENTENCE.search(sentence):
             continue
         cut = _OTHER_PERSON.search(sentence)
-        if cut:
+        if cut and not _GROUP_SUBJECT.match(sentence[: cut.start()].strip()):
             if not _SUBJECT_START.search(sentence):
                 continue
             sentence = sentence[: cut.start()].rstrip(" ,")
@@ -272,7 +280,10 @@ _ORIENTATION = PhraseFinder({
              "backside", "walking away", "moving away"),
     "side": ("side view", "side profile", "profile", "from the side", "sideways", "side-on", "side on",
              "facing (?:to the )?(?:left|right)", "from (?:the|his|her|their) (?:left|right) side",
-             "side of the (?:person|man|woman|child)", "three-quarter", "angled"),
+             "side of the (?:person|man|woman|child)", "three-quarter", "angled",
+             "(?:walking|moving|going) from (?:the )?(?:viewer's )?(?:lower |upper )?(?:left|right) to (?:the )?"
+             "(?:lower |upper )?(?:left|right)", "side of (?:his|her|their) (?:head|face|body)", "to the side",
+             "(?:his|her|their) side is visible", "from (?:his|her|their) side"),
 })
 _HAIR_IS = r"hair (?:is|appears|seems|looks)(?: to be)?(?: (?:very|quite|fairly|relatively|mostly|[\w-]+,?) and)? "
 _HAIR_LENGTH = PhraseFinder({
@@ -304,8 +315,9 @@ _ACCESSORIES: dict[str, PhraseFinder] = {
 _SLEEVE = PhraseFinder({"short": ("short-sleeved",), "long": ("long-sleeved",), "sleeveless": ("sleeveless",)})
 _DRESS_RE = r"dress(?!(?:es)? (?:shoe|shirt|pant|trouser|boot|code|up))"
 _UPPER = PhraseFinder({k: v for k, v in UPPER_TYPES.items() if k != "dress"} | {"dress": (_DRESS_RE, "gown")})
-_LOWER = PhraseFinder({k: v for k, v in LOWER_TYPES.items() if k != "dress"} | {"dress": (_DRESS_RE,)})
-_SHOES = PhraseFinder(SHOE_TYPES)
+_LOWER = PhraseFinder({k: v for k, v in LOWER_TYPES.items() if k != "dress"} | {"dress": (_DRESS_RE,)}
+                     | {GENERIC: GENERIC_LOWER})
+_SHOES = PhraseFinder(SHOE_TYPES | {GENERIC: GENERIC_SHOES})
 _BAGS = PhraseFinder(BAG_TYPES)
 _HELD = PhraseFinder(HELD_ITEMS)
 _POSE = PhraseFinder(POSES)
@@ -318,6 +330,9 @@ _UPPER_PRIORITY = ("graduation gown", "chef uniform", "cotton-padded coat", "coa
                    "vest", "hoodie", "sweater", "shirt", "t-shirt", "dress")
 _MOTION_PRIORITY = ("riding skateboard", "riding scooter", "riding bicycle", "running", "sitting", "walking",
                     "standing")
+# "a dark, cotton-padded long-sleeved coat", "the jacket appears padded": padding words anywhere
+# about the subject turn a coat or jacket into MSP60K's cotton-padded coat.
+_PADDED = re.compile(r"\b(?:cotton-)?padded\b|\bquilted\b|\bpuffer\b|\bpuffy\b|\bdown-filled\b")
 # Garments whose name says the sleeve length when the caption does not.
 _SLEEVE_BY_TYPE = {"t-shirt": "short", "vest": "sleeveless", "cotton-padded coat": "long",
                    "graduation gown": "long"}
@@ -333,8 +348,22 @@ def _noun_phrase(before: str) -> str:
 
 
 def _modifier(finder: PhraseFinder, before: str) -> str | None:
+    """The modifier nearest the noun: in "a red jacket, blue jeans" blue is the jeans' colour."""
     found = finder.mentions([_noun_phrase(before)], [[]])
-    return found[0].value if found else None
+    return found[-1].value if found else None
+
+
+_LONG_SKIRT = re.compile(r"\b(?:long|knee-length|midi|maxi|ankle-length|floor-length|calf-length|mid-length)\b")
+_LONG_SKIRT_AFTER = re.compile(r"^[^.,]{0,30}\b(?:to|below|past|reaches|reaching) (?:her |the )?(?:knees?|ankles?|calf|calves|"
+                               r"shins?|floor)")
+
+
+def _skirt_length(mention: Mention) -> Mention:
+    """A bare "skirt" is short unless its phrase or the words after it say it is long."""
+    if mention.text.startswith("skirt") and (_LONG_SKIRT.search(_noun_phrase(mention.before).replace(",", " "))
+                                             or _LONG_SKIRT_AFTER.search(mention.after)):
+        return replace(mention, value="long skirt")
+    return mention
 
 
 def _first(mentions: list[Mention]) -> str | None:
@@ -379,6 +408,8 @@ def _unclear(text: str) -> set[str]:
 def parse_natural(text: str) -> PersonDescription:
     """Parse a natural-language caption (ours, a synthetic one, or a real MSP60K caption)."""
     sentences = subject_sentences(text)
+    unclear = {name for s in sentences for name in _unclear(s)}
+    sentences = [s for s in sentences if not _UNCLEAR_RE.search(s)]
     joined = " . ".join(sentences)
     negations = [negated_spans(s) for s in sentences]
     found = lambda finder: finder.mentions(sentences, negations)  # noqa: E731
@@ -401,24 +432,36 @@ def parse_natural(text: str) -> PersonDescription:
     dresses = [m for m in upper_mentions if m.value == "dress"]
     upper = _by_priority([m for m in upper_mentions if m.value != "dress"], _UPPER_PRIORITY) or \
         (dresses[0] if dresses else None)
-    lower_items = [m for m in lower_mentions if m.value != "dress"]
-    lower = lower_items[0] if lower_items else (dresses[-1] if dresses else None)
+    lower_items = [_skirt_length(m) for m in lower_mentions if m.value not in ("dress", GENERIC)]
+    lower_items += [m for m in lower_mentions if m.value == GENERIC]  # "red bottoms": a colour, no type
+    jeans = [m for m in lower_items if m.value == "jeans"]
+    # "trousers or jeans", "trousers and jeans": the specific word names the garment.
+    # A dress worn with a separate top is the outer lower garment ("a shirt, and a dress over
+    # trousers") unless a skirt is named; otherwise the first lower garment named.
+    if dresses and upper is not None and upper.value != "dress" and \
+            not any(m.value.endswith("skirt") for m in lower_items):
+        lower = dresses[-1]
+    elif jeans and all(m.value in ("jeans", "trousers") for m in lower_items):
+        lower = jeans[0]
+    else:
+        lower = lower_items[0] if lower_items else dresses[-1] if dresses else None
     values["upper_type"] = upper.value if upper else UNKNOWN
+    if values["upper_type"] in ("coat", "jacket") and _PADDED.search(joined):
+        values["upper_type"] = "cotton-padded coat"
     values["upper_color"] = (_modifier(_COLOR, upper.before) if upper else None) or UNKNOWN
     sleeve = (_modifier(_SLEEVE, upper.before) if upper else None) or _first(found(_SLEEVE))
     values["upper_sleeve"] = sleeve or _SLEEVE_BY_TYPE.get(values["upper_type"], UNKNOWN)
-    values["lower_type"] = lower.value if lower else UNKNOWN
+    values["lower_type"] = lower.value if lower and lower.value != GENERIC else UNKNOWN
     values["lower_color"] = (_modifier(_COLOR, lower.before) if lower else None) or UNKNOWN
 
     shoes = found(_SHOES)
-    named = [m for m in shoes if m.text not in ("shoe", "shoes")]  # bare "shoes" only when nothing names them
-    values["shoes_type"] = _first(named or shoes) or UNKNOWN
+    # Bare "shoes" only when nothing names them; "black footwear" gives a colour and no type.
+    named = [m for m in shoes if m.text not in ("shoe", "shoes") and m.value != GENERIC]
+    shoe_type = _first(named or [m for m in shoes if m.value != GENERIC])
+    values["shoes_type"] = shoe_type or UNKNOWN
     values["shoes_color"] = next((c for c in (_modifier(_COLOR, m.before) for m in shoes) if c), UNKNOWN)
 
-    bags = {m.value for m in found(_BAGS)}
-    if len(bags) > 1:
-        bags.discard("other bag")
-    values["bags"] = tuple(bags)
+    values["bags"] = tuple({m.value for m in found(_BAGS)})
     values["held"] = tuple({m.value for m in found(_HELD)})
     values["pose"] = tuple({m.value for m in found(_POSE)})
     motion = _by_priority(found(_MOTION), _MOTION_PRIORITY)
@@ -426,6 +469,6 @@ def parse_natural(text: str) -> PersonDescription:
 
     if values["gender"] == UNKNOWN and _looks_female(values):
         values["gender"] = "female"
-    for name in _unclear(joined):
+    for name in unclear:
         values[name] = UNKNOWN
     return PersonDescription.from_values(values, caption=text, style="natural")
