@@ -62,6 +62,7 @@ def test_500_sampled_compact_captions_from_a_random_model_all_parse(vocab: Vocab
     assert all(row[-1] == vocab.eos_id for row in rows)
     unparsed = [c for c in captions if parse_compact(c) is None]
     assert unparsed == []
+    assert [c for c in captions if to_compact(parse_compact(c)) != c] == [], "every caption is canonical"
     assert len(set(captions)) > 300, "the sample should explore the grammar, not repeat one caption"
     assert max(len(row) for row in rows) > 10
 
@@ -141,6 +142,19 @@ def test_repeatable_slots_take_distinct_items_in_order(vocab: Vocab) -> None:
     state = constraint.advance(state, vocab.stoi["unknown"])  # "unknown held item" may follow...
     mask = constraint.allowed_mask(state, 64)
     assert mask[vocab.stoi["held"]] and not mask[vocab.stoi["bag"]]  # ...but not "unknown bag" after a bag
+
+
+def test_the_top_placeholder_only_introduces_a_lower_dress(vocab: Vocab, model: torch.nn.Module) -> None:
+    constraint = CompactConstraint(vocab)
+    state = constraint.advance(constraint.start(), vocab.stoi["top"])
+    assert not constraint.allowed_mask(state, 64)[vocab.eos_id]
+    state = constraint.advance(state, vocab.stoi[","])
+    mask = constraint.allowed_mask(state, 64)
+    assert mask[vocab.stoi["dress"]] and mask[vocab.stoi["red"]]
+    assert not mask[vocab.stoi["jeans"]] and not mask[vocab.stoi["walking"]]
+    dress = parse_compact("").replace(lower_type="dress", lower_color="red")
+    (row,) = generate(model, _visual(1), _prompt(vocab), GenerationConfig(max_new_tokens=16), _exact_values(vocab, dress))
+    assert vocab.decode(row) == "top, red dress"
 
 
 def test_phrases_the_vocabulary_cannot_spell_are_never_generated(model: torch.nn.Module) -> None:

@@ -12,6 +12,9 @@ The automaton has two levels:
   *first* slot at or after the current one that lists it, as the parser does (``dress`` is an
   upper garment unless the upper slot was already filled), so what we decode is what the parser
   reads back. Repeatable slots take distinct items in listed order; ``unknown bag`` only alone.
+  The placeholder ``top`` exists only so a following lower-body ``dress`` is not read as an upper
+  garment, so it must be followed by such a phrase. The result: every caption is canonical,
+  ``to_compact(parse_compact(caption)) == caption``.
 * **Token level** is a trie over the vocabulary's tokenisation of the phrases legal in the
   current phrase state; a complete phrase may be followed by the separator (``,``) or ``<eos>``.
 
@@ -38,7 +41,7 @@ import torch
 from torch import Tensor
 
 from personvlm.schema import BY_NAME, UNKNOWN, PersonDescription, parse_compact, to_compact
-from personvlm.schema.compact import compact_slots
+from personvlm.schema.compact import UPPER_PLACEHOLDER, compact_slots
 from personvlm.schema.description import normalise
 
 SEPARATOR = ","
@@ -129,7 +132,8 @@ def _grammar(vocab: PhraseTokenizer) -> _Grammar:
 
 
 # --- the phrase-level automaton for one set of allowed values -----------------------------------
-PhraseState = tuple[int, tuple[str, ...]]  # (parser slot index, items emitted in that repeatable slot)
+# (parser slot index, items emitted in that repeatable slot, or the placeholder awaiting its phrase)
+PhraseState = tuple[int, tuple[str, ...]]
 _INITIAL: PhraseState = (0, ())
 
 
@@ -193,6 +197,8 @@ class _Automaton:
         """Whether moving from ``state`` to slot ``target`` leaves allowed values behind."""
         k, items = state
         if items:
+            if not self.g.slots[k].repeatable:
+                return False  # a placeholder waits for its phrase
             if not self._set_ok(self.g.slots[k], items, growing=False):
                 return False
             k += 1
@@ -211,19 +217,24 @@ class _Automaton:
             return self._options[state]
         k, items = state
         out: list[tuple[str, PhraseState]] = []
-        for s in range(k, len(self.g.slots)):
-            if s > k and not self._leave_ok(state, s):
-                break
-            for phrase in self._ok_phrases[s]:
-                if self.g.first_slot(phrase, k) == s:
-                    nxt = self._step(state, s, phrase)
-                    if nxt is not None:
-                        out.append((phrase, nxt))
+        if items and not self.g.slots[k].repeatable:  # after the placeholder: only what it disambiguates
+            out = [(p, (k + 1, ())) for p in self._ok_phrases[k] if p in self.g.slots[k - 1].values]
+        else:
+            for s in range(k, len(self.g.slots)):
+                if s > k and not self._leave_ok(state, s):
+                    break
+                for phrase in self._ok_phrases[s]:
+                    if self.g.first_slot(phrase, k) == s:
+                        nxt = self._step(state, s, phrase)
+                        if nxt is not None:
+                            out.append((phrase, nxt))
         self._options[state] = out
         return out
 
     def _step(self, state: PhraseState, s: int, phrase: str) -> PhraseState | None:
         slot = self.g.slots[s]
+        if phrase == UPPER_PLACEHOLDER:
+            return (s + 1, (phrase,))
         if not slot.repeatable:
             return (s + 1, ())
         (value,) = slot.values[phrase].values()
