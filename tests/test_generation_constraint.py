@@ -129,6 +129,10 @@ def test_grammar_masks_eos_after_a_separator_and_at_the_start(vocab: Vocab) -> N
     assert mask[vocab.stoi["black"]] and not mask[vocab.stoi["female"]], "slots only move forward"
     with pytest.raises(ValueError, match="not allowed"):
         constraint.advance(state, vocab.eos_id)
+    state = constraint.advance(state, vocab.stoi["black"])
+    state = constraint.advance(state, vocab.stoi["hair"])
+    assert constraint.allowed_mask(state, 64)[vocab.eos_id]
+    assert not state.finished and constraint.advance(state, vocab.eos_id).finished
 
 
 def test_repeatable_slots_take_distinct_items_in_order(vocab: Vocab) -> None:

@@ -30,6 +30,7 @@ state, so a constraint for one image costs well under a millisecond after the fi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
 from collections.abc import Iterable, Mapping
@@ -113,21 +114,22 @@ class _Grammar:
         return next(i for i in self.slots_of[phrase] if i >= start)
 
 
-_GRAMMARS: dict[int, tuple[weakref.ref[Any] | None, _Grammar]] = {}
+_GRAMMARS: dict[int, tuple[weakref.ref[Any], _Grammar]] = {}
 
 
 def _grammar(vocab: PhraseTokenizer) -> _Grammar:
-    """One grammar per live vocabulary object (tokenising ~1000 phrases once, not per call)."""
+    """One grammar per live vocabulary object (tokenising ~1000 phrases once, not per call).
+
+    Keyed by identity and dropped when the vocabulary is collected, so a new vocabulary that
+    happens to reuse the address never gets a stale grammar.
+    """
     key = id(vocab)
     hit = _GRAMMARS.get(key)
-    if hit is not None and (hit[0] is None or hit[0]() is vocab):
+    if hit is not None and hit[0]() is vocab:
         return hit[1]
     grammar = _Grammar(vocab)
-    try:
-        ref: weakref.ref[Any] | None = weakref.ref(vocab, lambda _: _GRAMMARS.pop(key, None))
-    except TypeError:  # not weak-referenceable: keep it for the process lifetime
-        ref = None
-    _GRAMMARS[key] = (ref, grammar)
+    with contextlib.suppress(TypeError):  # not weak-referenceable: correct, just rebuilt per constraint
+        _GRAMMARS[key] = (weakref.ref(vocab, lambda _: _GRAMMARS.pop(key, None)), grammar)
     return grammar
 
 
@@ -335,10 +337,10 @@ class CompactConstraint:
     def agreeing_with(cls, vocab: PhraseTokenizer, description: PersonDescription) -> CompactConstraint:
         """The constraint whose only legal caption parses to exactly ``description``'s values.
 
-        Under exact values the grammar leaves no real choice (at most a redundant ``top``), so
-        this pins the canonical caption ``to_compact(description)`` token by token: microseconds
-        per image instead of building an automaton. If the vocabulary cannot spell that caption,
-        it falls back to the general automaton, which finds any spelling it can.
+        Under exact values the grammar admits one caption, the canonical ``to_compact(description)``,
+        so this pins it token by token: microseconds per image instead of an automaton per new
+        description. If the vocabulary cannot spell it, the general automaton decides (and raises
+        ValueError as no caption fits).
         """
         ids = vocab.encode(to_compact(description), add_special=False)
         if UNK_ID in ids:
