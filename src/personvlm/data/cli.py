@@ -95,6 +95,51 @@ def synth_bench(
         typer.echo(json.dumps(result))
 
 
+@app.command("parse-eval")
+def parse_eval(
+    jsonl: Annotated[Path, typer.Argument(help="MSP60K-format JSONL with 'answer' captions and 'one_hot' labels.")],
+    rows: Annotated[str | None, typer.Option(
+        "--rows", help="Score only rows START:END (Python slice, e.g. 0:2000 for development, -1000: held out).")]
+    = None,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Also print one JSON object (mA, n, per-attribute scores) as the last line.")] = False,
+) -> None:
+    """Score the caption parser: parse(answer) -> one_hot vs the labels (per-attribute recalls, label-based mA).
+
+    Images are not needed. Attributes with fewer than 10 positives are marked as noise.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from personvlm.data.msp60k import DatasetError
+    from personvlm.data.parse_eval import ParseEvalError, evaluate_file, result_table
+
+    console = Console()
+    try:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("parsing captions", total=None)
+            result = evaluate_file(jsonl, rows, progress=lambda k: bar.advance(task, k),
+                                   on_total=lambda n: bar.update(task, total=n))
+    except DatasetError as e:
+        for line in e.errors[:20]:
+            typer.echo(line, err=True)
+        typer.echo(f"INVALID: {len(e.errors)} problem(s) in {jsonl}", err=True)
+        raise typer.Exit(1) from None
+    except ParseEvalError as e:
+        typer.echo(f"error: {jsonl}: {e}", err=True)
+        raise typer.Exit(2) from None
+    console.print(result_table(result, f"caption parser on {jsonl}" + (f" rows {rows}" if rows else "")))
+    inst = result.instance
+    console.print(f"label-based mA {result.ma:.4f} over {len(result.rows)} attributes, n={result.n}"
+                  + (f" ({result.unlabelled} rows without one_hot skipped)" if result.unlabelled else "")
+                  + f"; instance accuracy {inst['accuracy']:.3f}, F1 {inst['f1']:.3f}; "
+                  f"noise (< 10 positives): {', '.join(result.rare) or 'none'}")
+    if json_out:
+        typer.echo(json.dumps(result.to_dict()))
+
+
 @app.command("synth-marginals")
 def synth_marginals(
     jsonl: Annotated[Path, typer.Argument(help="MSP60K-format JSONL with one_hot labels (e.g. val.jsonl).")],

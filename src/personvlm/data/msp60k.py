@@ -119,7 +119,8 @@ def _check_attributes(value: Any) -> tuple[PersonDescription | None, str | None]
         return None, f"'attributes' invalid: {e.args[0] if e.args else e}"
 
 
-def _parse_row(obj: Any, image_root: Path, lineno: int) -> tuple[Record | None, list[str], bool]:
+def _parse_row(obj: Any, image_root: Path, lineno: int,
+               check_images: bool = True) -> tuple[Record | None, list[str], bool]:
     """Validate one decoded JSON value. Returns (record, problems, image_missing)."""
     if not isinstance(obj, dict):
         return None, [f"expected a JSON object, got {type(obj).__name__}"], False
@@ -146,7 +147,7 @@ def _parse_row(obj: Any, image_root: Path, lineno: int) -> tuple[Record | None, 
     path = None
     if isinstance(image, str) and image.strip():
         path = resolve_image(image, image_root)
-        reason = _check_image(path)
+        reason = _check_image(path) if check_images else None
         if reason:
             problems.append(reason)
             missing = reason.startswith("image not found")
@@ -156,8 +157,12 @@ def _parse_row(obj: Any, image_root: Path, lineno: int) -> tuple[Record | None, 
     return Record(path, answer, one_hot, attributes, compact, lineno), [], False
 
 
-def scan_jsonl(path: str | Path, image_root: str | Path | None = None, skip_missing: bool = False) -> LoadResult:
+def scan_jsonl(path: str | Path, image_root: str | Path | None = None, skip_missing: bool = False,
+               check_images: bool = True) -> LoadResult:
     """Read and validate a whole file; raise ``DatasetError`` with every problem found.
+
+    ``check_images=False`` validates text and labels only, for work on captions without the
+    crops (MSP60K's caption files point at the authors' machine).
 
     ``image_root`` defaults to the JSONL's folder. With ``skip_missing`` rows whose only problem
     is a missing image are dropped and listed in ``skipped_missing`` (other problems still raise).
@@ -185,7 +190,7 @@ def scan_jsonl(path: str | Path, image_root: str | Path | None = None, skip_miss
         except json.JSONDecodeError as e:
             errors.append(f"{where}: malformed JSON ({e.msg} at column {e.colno})")
             continue
-        record, problems, only_missing = _parse_row(obj, root, lineno)
+        record, problems, only_missing = _parse_row(obj, root, lineno, check_images)
         if record is not None:
             records.append(record)
         elif only_missing and skip_missing:
@@ -201,6 +206,7 @@ def scan_jsonl(path: str | Path, image_root: str | Path | None = None, skip_miss
     return LoadResult(path, records, skipped)
 
 
-def load_jsonl(path: str | Path, image_root: str | Path | None = None, skip_missing: bool = False) -> list[Record]:
+def load_jsonl(path: str | Path, image_root: str | Path | None = None, skip_missing: bool = False,
+               check_images: bool = True) -> list[Record]:
     """The validated records of an MSP60K-format JSONL (see ``scan_jsonl`` for the rules)."""
-    return scan_jsonl(path, image_root, skip_missing).records
+    return scan_jsonl(path, image_root, skip_missing, check_images).records
