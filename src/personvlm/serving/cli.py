@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -211,11 +212,11 @@ def search(
     out = Console()
     read = ", ".join(f.phrase for f in parsed.filters) or "-"
     out.print(f"filters: {read}   text: {' '.join(parsed.terms) or '-'}", highlight=False)
-    table = Table("event", "camera", "time", "caption", "terms", "conf")
+    table = Table("event", "camera", "time (UTC)", "terms", "conf", "caption")
     for h in hits:
         r = h.record
-        table.add_row(r.event_id, r.camera_id, r.ts.isoformat(timespec="seconds"), r.description.caption[:80],
-                      str(h.matched_terms), f"{h.confidence:.2f}")
+        table.add_row(r.event_id, r.camera_id, r.ts.strftime("%Y-%m-%d %H:%M:%S"), str(h.matched_terms),
+                      f"{h.confidence:.2f}", textwrap.shorten(r.description.caption, 90, placeholder=" ..."))
     out.print(table)
     out.print(f"{len(hits)} result(s)", highlight=False)
 
