@@ -88,3 +88,18 @@ def test_unreachable_postgres_names_the_server_not_the_password() -> None:
 def test_naive_timestamp_is_rejected() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         StoredDescription("e", "c", "t", datetime(2026, 1, 1), PersonDescription())
+
+
+@pytest.mark.services
+def test_a_failing_batch_stores_nothing(postgres_url: str, unique_name: str) -> None:
+    store = open_store(postgres_url, table=unique_name)
+    try:
+        batch = [_record(1), _record(2), _record(3, caption="bad \x00 byte")]  # PostgreSQL text rejects NUL
+        with pytest.raises(StoreError, match="upsert of 3 records failed"):
+            store.upsert(batch)
+        assert store.count() == 0  # one transaction: the good records were rolled back too
+        store.upsert(batch[:2])  # and the connection is still usable
+        assert store.count() == 2
+    finally:
+        store.drop()
+        store.close()
