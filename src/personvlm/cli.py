@@ -11,6 +11,7 @@ from personvlm.describe_cli import bench, describe
 from personvlm.evaluation.cli import evaluate
 from personvlm.models.cli import app as model_app
 from personvlm.serving.cli import app as queue_app
+from personvlm.serving.http_cli import bench_http, serve
 from personvlm.training.cli import train
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ app.command("describe")(describe)
 app.command("bench")(bench)
 app.command("evaluate")(evaluate)
 app.command("demo")(demo)
+app.command("serve")(serve)
+app.command("bench-http")(bench_http)
 app.add_typer(queue_app)  # worker, publish, search, bench-queue (top-level commands)
 
 

@@ -1,0 +1,248 @@
+"""HTTP benchmark: requests/s and latency percentiles of ``POST /v1/describe`` under N concurrent
+clients, and what dynamic batching buys over ``max_batch=1`` -- measured in one run.
+
+The server runs in its own process (``personvlm serve`` on a free loopback port), so the
+load generator (httpx async clients, in this process) never competes with it for the GIL. Each
+measurement sends a fixed number of requests after a warm-up, so every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image, ImageDraw
+
+READY_TIMEOUT_S = 180.0
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (server did not start, every request failed, ...)."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One measurement: ``clients`` concurrent clients sending ``requests`` requests in total."""
+
+    label: str
+    max_batch: int | None
+    clients: int
+    requests: int
+    errors: int
+    seconds: float
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    mean_batch: float | None  # from the server's /metrics; None when it cannot be read
+
+
+def person_jpeg(seed: int = 0, size: tuple[int, int] = (128, 256)) -> bytes:
+    """A deterministic person-shaped test crop (head, torso, legs on a noisy background)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    img = Image.fromarray(rng.integers(60, 200, (h, w, 3), dtype=np.uint8))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((w * 0.38, h * 0.04, w * 0.62, h * 0.16), fill=(224, 180, 150))
+    draw.rectangle((w * 0.28, h * 0.17, w * 0.72, h * 0.52), fill=(200, 30, 30))
+    draw.rectangle((w * 0.32, h * 0.52, w * 0.68, h * 0.92), fill=(30, 40, 120))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100), linear interpolation; 0.0 for no values."""
+    return float(np.percentile(np.asarray(values), q)) if values else 0.0
+
+
+async def _batch_totals(client: httpx.AsyncClient) -> tuple[float, float] | None:
+    """(sum of batch sizes, number of batches) from the server's Prometheus metrics."""
+    try:
+        text = (await client.get("/metrics")).text
+    except httpx.HTTPError:
+        return None
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("personvlm_batch_size_sum", "personvlm_batch_size_count"):
+            values[name] = float(value)
+    if len(values) != 2:
+        return None
+    return values["personvlm_batch_size_sum"], values["personvlm_batch_size_count"]
+
+
+@dataclass
+class Samples:
+    """Raw timings of one or more measurement rounds against one server at one client count."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+    batch_sum: float = 0.0
+    batches: float = 0.0
+
+    def summary(self, label: str, clients: int, max_batch: int | None) -> LoadResult:
+        if not self.latencies:
+            raise BenchError(f"{label}: all {self.errors} requests failed; is the server healthy?")
+        ms = [s * 1000.0 for s in self.latencies]
+        return LoadResult(
+            label=label, max_batch=max_batch, clients=clients, requests=len(ms) + self.errors, errors=self.errors,
+            seconds=round(self.seconds, 3), requests_per_s=round(len(ms) / self.seconds, 2),
+            p50_ms=round(statistics.median(ms), 2), p99_ms=round(percentile(ms, 99), 2),
+            mean_batch=round(self.batch_sum / self.batches, 2) if self.batches else None,
+        )
+
+
+async def measure(
+    url: str, image: bytes, clients: int, requests: int, samples: Samples | None = None, style: str = "compact",
+    api_key: str | None = None, warmup: int | None = None, timeout_s: float = 60.0,
+) -> Samples:
+    """Send ``requests`` describe requests from ``clients`` concurrent clients, after a warm-up;
+    add each request's time (and the server's batch sizes) to ``samples``."""
+    samples = samples if samples is not None else Samples()
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout_s, limits=limits) as client:
+        files = {"image": ("person.jpg", image, "image/jpeg")}
+
+        async def post() -> tuple[float, bool]:
+            start = time.perf_counter()
+            try:
+                ok = (await client.post("/v1/describe", files=files, data={"style": style})).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            return time.perf_counter() - start, ok
+
+        await asyncio.gather(*(post() for _ in range(warmup if warmup is not None else max(clients, 4))))
+        before = await _batch_totals(client)
+        remaining = iter(range(requests))
+
+        async def client_loop() -> None:
+            for _ in remaining:  # shared iterator: the clients together send exactly `requests`
+                seconds, ok = await post()
+                if ok:
+                    samples.latencies.append(seconds)
+                else:
+                    samples.errors += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client_loop() for _ in range(clients)))
+        samples.seconds += time.perf_counter() - start
+        after = await _batch_totals(client)
+    if before is not None and after is not None:
+        samples.batch_sum += after[0] - before[0]
+        samples.batches += after[1] - before[1]
+    return samples
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def local_server(
+    model: str | Path | None, max_batch: int, max_wait_ms: int, queue_size: int, log_path: Path
+) -> Iterator[str]:
+    """``personvlm serve`` in a child process on a free loopback port, without auth or store;
+    stopped (SIGTERM, then SIGKILL) on exit. Its log goes to ``log_path``."""
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "personvlm.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--queue-size", str(queue_size),
+        "--store", "", "--log-level", "WARNING",
+    ]
+    if model is not None:
+        cmd += ["--model", str(model)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PERSONVLM_API_KEY", "PERSONVLM_CONFIG")}
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            _wait_ready(url, proc, log_path)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise BenchError(f"server exited with status {proc.returncode} before it was ready:\n{tail}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"server at {url} not ready after {READY_TIMEOUT_S:.0f} s (log: {log_path})")
+
+
+def speedup(results: Sequence[LoadResult], clients: int) -> float | None:
+    """Throughput with batching over throughput with ``max_batch=1``, both at ``clients`` clients."""
+    batched = [r for r in results if r.clients == clients and r.max_batch != 1]
+    single = [r for r in results if r.clients == clients and r.max_batch == 1]
+    if not batched or not single:
+        return None
+    return round(batched[-1].requests_per_s / single[-1].requests_per_s, 2)
+
+
+def run_local(
+    model: str | Path | None, concurrency: Sequence[int], requests: int, max_batch: int, max_wait_ms: int,
+    log_path: Path, style: str = "compact", rounds: int = 3, progress: Callable[[str], None] | None = None,
+) -> list[LoadResult]:
+    """Every client count against a batching server, then batching vs ``max_batch=1`` at the highest.
+
+    Both servers run for the whole benchmark and the top-level comparison alternates between them in
+    ``rounds`` rounds, so a change in background load hits both sides alike instead of the ratio.
+    """
+    image = person_jpeg()
+    top = max(concurrency)
+    queue_size = max(256, 2 * top)
+    batched_label = f"max_batch {max_batch}, wait {max_wait_ms} ms"
+    results: list[LoadResult] = []
+
+    def run(url: str, clients: int, n: int, samples: Samples | None = None, label: str = "") -> Samples:
+        if progress is not None:
+            progress(f"{label}: {clients} clients, {n} requests")
+        return asyncio.run(measure(url, image, clients, n, samples, style))
+
+    with (
+        local_server(model, max_batch, max_wait_ms, queue_size, log_path) as batched,
+        local_server(model, 1, 0, queue_size, log_path) as single,
+    ):
+        for clients in concurrency:
+            if clients != top:
+                results.append(run(batched, clients, requests, label=batched_label).summary(batched_label, clients, max_batch))
+        on, off = Samples(), Samples()
+        per_round = max(1, requests // rounds)
+        for _ in range(rounds):
+            run(batched, top, per_round, on, batched_label)
+            run(single, top, per_round, off, "max_batch 1")
+    results.append(on.summary(batched_label, top, max_batch))
+    results.append(off.summary("max_batch 1", top, 1))
+    return results
+
+
+def to_json(results: Sequence[LoadResult], clients: int) -> dict[str, object]:
+    return {"results": [asdict(r) for r in results], "speedup_at": clients, "speedup": speedup(results, clients)}
