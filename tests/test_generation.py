@@ -65,6 +65,11 @@ def _logprob(model: ToyDecoder, visual: Tensor, prompt: list[int], tokens: list[
 PROMPT = [1, 4]
 
 
+def _cfg(**settings: object) -> GenerationConfig:
+    """The toy model has no special tokens: nothing is suppressed unless a test says so."""
+    return GenerationConfig(**{"suppress_tokens": (), **settings})  # type: ignore[arg-type]
+
+
 def test_greedy_matches_a_full_recompute_argmax_loop() -> None:
     model, visual = ToyDecoder(), _visual(1)
     expected: list[int] = []
@@ -73,7 +78,7 @@ def test_greedy_matches_a_full_recompute_argmax_loop() -> None:
         expected.append(int(logits[0, -1].argmax()))
         if expected[-1] == EOS:
             break
-    assert generate(model, visual, PROMPT, GenerationConfig(max_new_tokens=10)) == [expected]
+    assert generate(model, visual, PROMPT, _cfg(max_new_tokens=10)) == [expected]
 
 
 @pytest.mark.parametrize("length_penalty", [0.0, 1.0])
@@ -88,16 +93,16 @@ def test_wide_beam_search_finds_the_exhaustive_best_caption(length_penalty: floa
         return _logprob(model, visual[0], PROMPT, tokens) / len(tokens) ** length_penalty
 
     best = max({tuple(c) for c in candidates}, key=lambda c: score(list(c)))
-    config = GenerationConfig(max_new_tokens=steps, num_beams=V * V, length_penalty=length_penalty)
+    config = _cfg(max_new_tokens=steps, num_beams=V * V, length_penalty=length_penalty)
     assert generate(model, visual, PROMPT, config) == [list(best)]
 
 
 CONFIGS = {
-    "greedy": GenerationConfig(max_new_tokens=12),
-    "greedy+penalties": GenerationConfig(max_new_tokens=12, repetition_penalty=1.5, no_repeat_ngram_size=2),
-    "beam": GenerationConfig(max_new_tokens=12, num_beams=3, length_penalty=1.0),
-    "beam+penalties": GenerationConfig(max_new_tokens=12, num_beams=4, repetition_penalty=1.3, no_repeat_ngram_size=2),
-    "sample": GenerationConfig(max_new_tokens=12, do_sample=True, temperature=1.5, top_k=5, top_p=0.9, seed=7),
+    "greedy": _cfg(max_new_tokens=12),
+    "greedy+penalties": _cfg(max_new_tokens=12, repetition_penalty=1.5, no_repeat_ngram_size=2),
+    "beam": _cfg(max_new_tokens=12, num_beams=3, length_penalty=1.0),
+    "beam+penalties": _cfg(max_new_tokens=12, num_beams=4, repetition_penalty=1.3, no_repeat_ngram_size=2),
+    "sample": _cfg(max_new_tokens=12, do_sample=True, temperature=1.5, top_k=5, top_p=0.9, seed=7),
 }
 
 
@@ -107,7 +112,7 @@ def test_a_row_decodes_the_same_alone_or_in_a_batch(name: str) -> None:
     together = generate(model, visual, PROMPT, config)
     for i in range(3):
         seed = None if config.seed is None else config.seed + i  # row i samples from generator seed + i
-        alone_config = GenerationConfig(**{**config.__dict__, "seed": seed})
+        alone_config = _cfg(**{**config.__dict__, "seed": seed})
         assert generate(model, visual[i:i + 1], PROMPT, alone_config) == [together[i]], f"row {i}"
 
 
@@ -115,7 +120,7 @@ def test_a_row_decodes_the_same_alone_or_in_a_batch(name: str) -> None:
 def test_kv_cached_toy_decoding_equals_recomputing_the_prefix(name: str) -> None:
     model, visual = ToyDecoder(seed=5), _visual(4, seed=6)
     cached = generate(model, visual, PROMPT, CONFIGS[name])
-    uncached = generate(model, visual, PROMPT, GenerationConfig(**{**CONFIGS[name].__dict__, "use_cache": False}))
+    uncached = generate(model, visual, PROMPT, _cfg(**{**CONFIGS[name].__dict__, "use_cache": False}))
     assert cached == uncached
 
 
@@ -123,7 +128,7 @@ def test_finished_rows_leave_the_batch_and_nothing_follows_eos() -> None:
     model, visual = ToyDecoder(), _visual(6, seed=2)
     visual[0, EOS] = 100.0  # row 0 ends at once
     visual[5, EOS] = -100.0  # row 5 never ends
-    out = generate(model, visual, PROMPT, GenerationConfig(max_new_tokens=8))
+    out = generate(model, visual, PROMPT, _cfg(max_new_tokens=8))
     assert out[0] == [EOS]
     assert len(out[5]) == 8 and EOS not in out[5]
     assert all(EOS not in row[:-1] for row in out), "a token after <eos> leaked"
@@ -136,7 +141,7 @@ def test_beam_search_rows_also_stop_at_eos() -> None:
     model = ToyDecoder()
     visual = torch.zeros(2, V)
     visual[0, EOS] = 100.0
-    out = generate(model, visual, PROMPT, GenerationConfig(max_new_tokens=5, num_beams=3, early_stopping=True))
+    out = generate(model, visual, PROMPT, _cfg(max_new_tokens=5, num_beams=3, early_stopping=True))
     assert out[0] == [EOS]
     assert all(EOS not in row[:-1] for row in out)
     # Row 0 has its 3 finished hypotheses after step 2: its beams leave the batch.
@@ -146,7 +151,7 @@ def test_beam_search_rows_also_stop_at_eos() -> None:
 def test_no_repeat_ngram_keeps_every_generated_bigram_unique() -> None:
     model, visual = ToyDecoder(), _visual(5)
     visual[:, EOS] = -100.0
-    for row in generate(model, visual, PROMPT, GenerationConfig(max_new_tokens=20, no_repeat_ngram_size=2)):
+    for row in generate(model, visual, PROMPT, _cfg(max_new_tokens=20, no_repeat_ngram_size=2)):
         bigrams = list(itertools.pairwise(row))
         assert len(bigrams) == len(set(bigrams)), row
 
@@ -158,19 +163,32 @@ def test_repetition_penalty_reduces_repeats() -> None:
     def repeats(config: GenerationConfig) -> int:
         return sum(len(row) - len(set(row)) for row in generate(model, visual, PROMPT, config))
 
-    assert repeats(GenerationConfig(max_new_tokens=6, repetition_penalty=50.0)) < repeats(
-        GenerationConfig(max_new_tokens=6))
+    assert repeats(_cfg(max_new_tokens=6, repetition_penalty=50.0)) < repeats(
+        _cfg(max_new_tokens=6))
 
 
 def test_sampling_is_seeded_and_top_k_1_is_greedy() -> None:
     model, visual = ToyDecoder(), _visual(6)
-    sample = GenerationConfig(max_new_tokens=10, do_sample=True, seed=3)
+    sample = _cfg(max_new_tokens=10, do_sample=True, seed=3)
     assert generate(model, visual, PROMPT, sample) == generate(model, visual, PROMPT, sample)
-    other = generate(model, visual, PROMPT, GenerationConfig(max_new_tokens=10, do_sample=True, seed=4))
+    other = generate(model, visual, PROMPT, _cfg(max_new_tokens=10, do_sample=True, seed=4))
     assert other != generate(model, visual, PROMPT, sample)
-    greedy = generate(model, visual, PROMPT, GenerationConfig(max_new_tokens=10))
-    top1 = GenerationConfig(max_new_tokens=10, do_sample=True, top_k=1, seed=0)
+    greedy = generate(model, visual, PROMPT, _cfg(max_new_tokens=10))
+    top1 = _cfg(max_new_tokens=10, do_sample=True, top_k=1, seed=0)
     assert generate(model, visual, PROMPT, top1) == greedy
+
+
+def test_special_tokens_other_than_eos_are_never_generated() -> None:
+    model, visual = ToyDecoder(), _visual(4)
+    visual[:, [0, 1, 3]] += 50.0  # <pad>, <bos>, <unk> would win every step
+    for config in (GenerationConfig(max_new_tokens=10), GenerationConfig(max_new_tokens=10, num_beams=2),
+                   GenerationConfig(max_new_tokens=10, do_sample=True, seed=0)):
+        rows = generate(model, visual, PROMPT, config)
+        assert all(t not in (0, 1, 3, 4, 5) for row in rows for t in row)
+    free = generate(model, visual, PROMPT, GenerationConfig(max_new_tokens=10, suppress_tokens=()))
+    assert all(t in (0, 1, 3) for row in free for t in row)
+    with pytest.raises(ValueError, match="suppress_tokens"):
+        generate(model, visual, PROMPT, GenerationConfig(suppress_tokens=(EOS,)))
 
 
 def test_processors() -> None:
@@ -225,8 +243,8 @@ def tiny_model() -> torch.nn.Module:
 @pytest.mark.parametrize("name", ["greedy", "beam", "beam+penalties", "sample"])
 def test_kv_cached_decoding_gives_the_tokens_of_uncached_decoding(tiny_model: torch.nn.Module, name: str) -> None:
     visual = torch.randn(3, 8, 64, generator=torch.Generator().manual_seed(0))
-    config = GenerationConfig(**{**CONFIGS[name].__dict__, "max_new_tokens": 20})
+    config = _cfg(**{**CONFIGS[name].__dict__, "max_new_tokens": 20})
     cached = generate(tiny_model, visual, PROMPT, config)
-    uncached = generate(tiny_model, visual, PROMPT, GenerationConfig(**{**config.__dict__, "use_cache": False}))
+    uncached = generate(tiny_model, visual, PROMPT, _cfg(**{**config.__dict__, "use_cache": False}))
     assert cached == uncached
     assert any(len(row) > 3 for row in cached), "too short to show anything"

@@ -18,6 +18,8 @@ class GenerationConfig:
     tokens already generated; ``no_repeat_ngram_size`` forbids repeating any generated n-gram.
     Sampling row ``i`` draws from its own generator seeded ``seed + i``, so a row's caption does
     not depend on which other rows share the batch (``seed=None``: nondeterministic).
+    ``suppress_tokens`` are never generated: by default the special tokens other than ``<eos>``
+    (``<pad> <bos> <unk> <compact> <natural>``), so every caption is words of the vocabulary.
     """
 
     max_new_tokens: int = 64
@@ -32,6 +34,7 @@ class GenerationConfig:
     no_repeat_ngram_size: int = 0
     use_cache: bool = True  # False recomputes the whole prefix each step (the reference for tests)
     seed: int | None = None
+    suppress_tokens: tuple[int, ...] = (0, 1, 3, 4, 5)
 
     def __post_init__(self) -> None:
         checks = (
@@ -44,6 +47,7 @@ class GenerationConfig:
             (0 < self.top_p <= 1, "top_p", "in (0, 1]"),
             (self.repetition_penalty > 0, "repetition_penalty", "> 0 (1.0 disables it)"),
             (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size", ">= 0 (0 disables it)"),
+            (all(t >= 0 for t in self.suppress_tokens), "suppress_tokens", "token ids >= 0"),
         )
         for ok, name, expected in checks:
             if not ok:

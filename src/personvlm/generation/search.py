@@ -68,6 +68,9 @@ class _Rows:
     def __init__(self, config: GenerationConfig, constraints: list[CompactConstraint | None], eos_id: int) -> None:
         self.config, self.constraints, self.eos_id = config, constraints, eos_id
         self.states: list[ConstraintState | None] = [c.start() if c else None for c in constraints]
+        if eos_id in config.suppress_tokens:
+            raise ValueError(f"GenerationConfig.suppress_tokens must not contain <eos> ({eos_id}): rows could never end")
+        self.suppress: Tensor | None = None
 
     def restrict(self, logits: Tensor, histories: list[list[int]], step: int) -> Tensor:
         """``logits`` of the live rows with penalties applied and forbidden tokens at ``-inf``."""
@@ -82,6 +85,10 @@ class _Rows:
             for size in {c.vocab_size for c in self.constraints if c is not None} - {logits.shape[-1]}:
                 raise ValueError(f"the constraint's vocabulary has {size} tokens but the model scores "
                                  f"{logits.shape[-1]}: build it from the model's own vocabulary")
+            ids = [t for t in cfg.suppress_tokens if t < logits.shape[-1]]
+            self.suppress = torch.tensor(ids, dtype=torch.long, device=logits.device) if ids else None
+        if self.suppress is not None:
+            logits = logits.index_fill(-1, self.suppress, -torch.inf)
         grammar = [c.allowed_ids(s, budget) if c is not None and s is not None else None
                    for c, s in zip(self.constraints, self.states, strict=True)]
         allowed = allowed_tokens(logits.shape[-1], histories, cfg.no_repeat_ngram_size, grammar, self.eos_id)
