@@ -55,3 +55,19 @@ def test_shipped_configs_load() -> None:
     for path in configs:
         cfg = TrainConfig.load(path)
         assert cfg.data.train
+
+
+def test_train_command_reports_bad_config_and_data(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from personvlm.cli import app
+
+    runner = CliRunner()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  train: x.jsonl\ntrain:\n  lr: -1\n")
+    result = runner.invoke(app, ["train", "--config", str(bad), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "train.lr: expected > 0" in result.output
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("data:\n  train: nowhere.jsonl\n")
+    result = runner.invoke(app, ["train", "--config", str(missing), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and f"{tmp_path / 'nowhere.jsonl'}: dataset file not found" in result.output

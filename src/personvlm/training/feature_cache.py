@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,11 @@ class FeatureCache:
                 log.info("feature cache hit: %s", target)
                 return cached
             log.warning("feature cache %s has %d rows for %d images; recomputing", target, len(cached), len(paths))
+        log.info("encoding %d image(s) into the feature cache %s", len(paths), target)
+        t0 = time.perf_counter()
         feats = self._compute(paths, flip, label or target.name)
+        log.info("encoded %d image(s) in %.1f s (%.1f images/s)", len(paths), time.perf_counter() - t0,
+                 len(paths) / max(time.perf_counter() - t0, 1e-9))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
         save_file({"features": feats}, tmp)
