@@ -106,6 +106,7 @@ def test_sigkill_mid_batch_then_second_worker_stores_every_event_once(
     store.close()
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_and_acks_the_current_batch(redis_url: str, stream: str, tmp_path: Path) -> None:
     client = redis.Redis.from_url(redis_url)
     store_path = tmp_path / "store.db"

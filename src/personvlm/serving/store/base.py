@@ -39,7 +39,7 @@ class StoredDescription:
     ts: datetime
     description: PersonDescription
     model_version: str = ""
-    latency_ms: float = 0.0
+    latency_ms: float = 0.0  # describe time: the batch it was in (worker) or the request (HTTP)
 
     def __post_init__(self) -> None:
         if not self.event_id:
