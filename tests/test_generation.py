@@ -223,6 +223,7 @@ def test_sampling_with_beams_and_bad_shapes_are_refused() -> None:
         generate(model, visual, [[1, 4]] * 3)
     with pytest.raises(ValueError, match="prompt"):
         generate(model, visual, [])
+    assert generate(model, visual[:0], PROMPT) == [] and model.batch_sizes == []
 
 
 # --- the real decoder ---------------------------------------------------------------------------

@@ -240,6 +240,8 @@ def generate(
         if c is not None and c.min_tokens() > config.max_new_tokens:
             raise ValueError(f"row {row}: the constraint's shortest caption needs {c.min_tokens()} tokens, "
                              f"more than max_new_tokens={config.max_new_tokens}")
+    if batch == 0:
+        return []
     k = config.num_beams
     with torch.no_grad():
         if k == 1:
