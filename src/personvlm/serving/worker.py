@@ -40,7 +40,7 @@ from personvlm.serving.store import DescriptionStore, StoredDescription, StoreEr
 log = logging.getLogger(__name__)
 
 
-class Describer(Protocol):
+class DescriberLike(Protocol):
     """What the worker needs from a model (``personvlm.describer.Describer`` fits)."""
 
     model_version: str
@@ -93,7 +93,7 @@ class WorkerStats:
 class QueueWorker:
     """Consume ``options.stream`` as ``options.consumer`` in ``options.group`` until stopped."""
 
-    def __init__(self, client: redis.Redis, store: DescriptionStore, describer: Describer,
+    def __init__(self, client: redis.Redis, store: DescriptionStore, describer: DescriberLike,
                  options: WorkerOptions) -> None:
         self.redis = client
         self.store = store
