@@ -204,12 +204,12 @@ class Trainer:
     def _run(self, ctx: DistContext) -> dict[str, Any]:
         cfg, tc = self.cfg, self.cfg.train
         ckpt_path = self.out / CHECKPOINT_FILE
+        # Checked by every process (same files), so all of them stop instead of some waiting forever.
+        if self.resume and not ckpt_path.is_file():
+            raise TrainingError(f"--resume: no checkpoint at {ckpt_path}")
+        if not self.resume and (self.out / METRICS_FILE).exists():
+            raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
         if ctx.is_main:
-            if self.resume and not ckpt_path.is_file():
-                raise TrainingError(f"--resume: no checkpoint at {ckpt_path}")
-            if not self.resume and (self.out / METRICS_FILE).exists():
-                raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it or choose "
-                                    "another --out")
             self.out.mkdir(parents=True, exist_ok=True)
         seed_everything(tc.seed)
         train_recs, val_recs = self._load_records()
@@ -332,7 +332,12 @@ class Trainer:
                     state.step += 1
                     if self.hooks.on_step:
                         self.hooks.on_step(state.step)
-                progress.update(task, advance=1, loss=totals[0].item() / max(totals[1].item(), 1.0))
+                mean_loss = totals[0].item() / max(totals[1].item(), 1.0)
+                progress.update(task, advance=1, loss=mean_loss)
+                if ctx.is_main and not self.console.is_terminal and (i + 1) % max(1, n // 10) == 0:
+                    # Logs redirected to a file get a line every ~10% instead of a live bar.
+                    self.console.print(f"epoch {state.epoch + 1} batch {i + 1}/{n} step {state.step} "
+                                       f"loss {mean_loss:.4f} {progress.tasks[0].elapsed or 0:.0f}s")
         totals = all_reduce_sum(totals.to(ctx.device), ctx).cpu()
         return float(totals[0] / max(totals[1], 1.0)), int(totals[2] / ctx.world_size)
 
