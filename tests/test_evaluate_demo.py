@@ -13,6 +13,7 @@ from personvlm.cli import app
 from personvlm.describer import Describer
 
 
+@pytest.mark.slow
 def test_demo_writes_a_self_contained_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
