@@ -24,11 +24,13 @@ from personvlm.serving.store import StoreError, open_store
 
 app = typer.Typer()
 err = Console(stderr=True)
+D = Settings()  # built-in defaults, shown in --help (a config file or PERSONVLM_* may change them)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML settings file (default: $PERSONVLM_CONFIG).")]
-RedisOpt = Annotated[str | None, typer.Option("--redis", help="Redis URL, e.g. redis://127.0.0.1:6379/0.")]
-StreamOpt = Annotated[str | None, typer.Option("--stream", help="Stream the events are on.")]
-StoreOpt = Annotated[str | None, typer.Option("--store", help="SQLite file path or postgresql:// URL.")]
+RedisOpt = Annotated[str | None, typer.Option("--redis", help=f"Redis URL (default: {D.redis_url})")]
+StreamOpt = Annotated[str | None, typer.Option("--stream", help=f"Stream the events are on (default: {D.stream})")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help=f"SQLite file path or postgresql:// URL (default: {D.store})")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -72,24 +74,28 @@ def load_describer(spec: str | None, device: str):  # noqa: ANN201 - returns per
 def worker(
     redis_url: RedisOpt = None,
     stream: StreamOpt = None,
-    group: Annotated[str | None, typer.Option("--group", help="Consumer group shared by all workers.")] = None,
+    group: Annotated[str | None, typer.Option("--group", help=f"Consumer group shared by all workers (default: {D.group})")] = None,
     store: StoreOpt = None,
     consumer: Annotated[str | None, typer.Option(
         help="This worker's name in the group (default host-pid). Give a stable name per replica "
              "so a restarted worker resumes its own pending entries at once.")] = None,
-    max_batch: Annotated[int | None, typer.Option(help="Most events described together.", min=1)] = None,
-    max_wait_ms: Annotated[int | None, typer.Option(help="Wait this long after the first event for more.",
-                                                    min=0)] = None,
+    max_batch: Annotated[int | None, typer.Option(help=f"Most events described together (default: {D.max_batch})", min=1)] = None,
+    max_wait_ms: Annotated[int | None, typer.Option(
+        help=f"Wait this long after the first event for more (default: {D.max_wait_ms})", min=0)] = None,
     claim_idle_ms: Annotated[int | None, typer.Option(
-        help="Claim entries pending this long in any consumer (crashed peers, failed retries).", min=0)] = None,
-    max_deliveries: Annotated[int | None, typer.Option(help="Dead-letter an event after this many deliveries.",
-                                                       min=1)] = None,
-    dead_letter: Annotated[str | None, typer.Option(help="Stream for events that cannot be processed.")] = None,
+        help=f"Claim entries pending this long in any consumer (crashed peers, failed retries) "
+             f"(default: {D.claim_idle_ms})", min=0)] = None,
+    max_deliveries: Annotated[int | None, typer.Option(
+        help=f"Dead-letter an event after this many deliveries (default: {D.max_deliveries})", min=1)] = None,
+    dead_letter: Annotated[str | None, typer.Option(
+        help=f"Stream for events that cannot be processed (default: {D.dead_letter})")] = None,
     image_root: Annotated[Path | None, typer.Option(
         help="Folder that events' 'path' fields are resolved in; paths outside it are refused.")] = None,
     model: Annotated[str | None, typer.Option(help="Model directory (default: bundled), or 'tiny' for tests.")] = None,
-    style: Annotated[str | None, typer.Option(help="Caption style stored: compact or natural.")] = None,
-    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    style: Annotated[str | None, typer.Option(
+        help=f"Caption style stored: compact or natural (default: {D.style})")] = None,
+    log_level: Annotated[str | None, typer.Option(
+        help=f"DEBUG, INFO, WARNING or ERROR (default: {D.log_level})")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Describe events from a Redis stream into the store, as one member of a consumer group.
