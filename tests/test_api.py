@@ -14,6 +14,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +23,8 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from personvlm.schema import NAMES, PersonDescription, to_compact
+from personvlm.describer import Describer
+from personvlm.schema import NAMES, PersonDescription, parse, to_compact
 from personvlm.serving.api import Job, create_app, describe_jobs
 from personvlm.serving.config import Settings
 from personvlm.serving.store import open_store
@@ -128,7 +130,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], dict[str, str], int, str, str]] = [
     ("unknown multipart field", multipart(jpeg(), eventid="x"), AUTH, 400, "invalid_request",
      "eventid: Extra inputs are not permitted"),
     ("bad event time", multipart(jpeg(), event_id="x", ts="yesterday"), AUTH, 400, "invalid_request",
-     "ts: Input should be a valid number"),
+     "ts: Input should be a valid datetime"),
     ("wrong auth scheme", multipart(jpeg()), {"Authorization": f"Basic {API_KEY}"}, 401, "unauthorized",
      "missing 'Authorization: Bearer"),
 ]
@@ -199,7 +201,8 @@ def test_event_id_stores_result_for_lookup_and_search(client: httpx.Client) -> N
                     **multipart(jpeg((220, 30, 30)), event_id="cam7-001", camera_id="cam7", track_id="12", ts="1700000000"))
     assert r.status_code == 200, r.text
     assert r.json()["stored"] is True and r.json()["event_id"] == "cam7-001"
-    blue = {"image_base64": b64(png_bytes()), "event_id": "cam8-001", "camera_id": "cam8"}
+    blue = {"image_base64": b64(png_bytes()), "event_id": "cam8-001", "camera_id": "cam8", "track_id": 5,
+            "ts": "2026-11-23T14:00:00"}
     assert client.post("/v1/describe", headers=AUTH, json=blue).json()["stored"] is True
 
     got = client.get("/v1/descriptions/cam7-001", headers=AUTH)
@@ -213,7 +216,8 @@ def test_event_id_stores_result_for_lookup_and_search(client: httpx.Client) -> N
     assert [h["event_id"] for h in hits.json()["results"]] == ["cam7-001"]
     assert hits.json()["parsed"]["filters"]
     by_camera = client.get("/v1/search", headers=AUTH, params={"q": "", "camera": "cam8"}).json()["results"]
-    assert [h["event_id"] for h in by_camera] == ["cam8-001"]
+    assert [(h["event_id"], h["track_id"], h["ts"]) for h in by_camera] == [
+        ("cam8-001", "5", "2026-11-23T14:00:00+00:00")]
 
     missing = client.get("/v1/descriptions/nope", headers=AUTH)
     assert missing.status_code == 404 and missing.json() == {
@@ -358,3 +362,25 @@ def test_describe_jobs_groups_styles_and_keeps_order() -> None:
     assert [(d.value("upper_color"), d.style) for d in out] == [("red", "compact"), ("blue", "natural"),
                                                                 ("blue", "compact")]
     assert fake.calls == [(2, "compact"), (1, "natural")]
+
+
+def test_real_tiny_model_behind_uvicorn_describes_in_both_styles(tmp_path: Path) -> None:
+    """The actual Describer (randomly initialised tiny model) end to end: every attribute present,
+    compact captions parse back to the structure, and stored events are searchable."""
+    describer = Describer.tiny(seed=0)
+    with open_store(tmp_path / "events.db") as store:
+        app = create_app(describer, settings(api_key=None, max_batch=8, max_wait_ms=20), store)
+        with uvicorn_server(app) as url, httpx.Client(base_url=url, timeout=60) as hc:
+            compact = hc.post("/v1/describe", **multipart(jpeg(), event_id="t1", camera_id="c1"))
+            natural = hc.post("/v1/describe", json={"image_base64": b64(png_bytes()), "style": "natural"})
+            batch = hc.post("/v1/describe/batch", files=[("image", (f"{i}.jpg", jpeg(), "image/jpeg")) for i in range(3)])
+            stored = hc.get("/v1/descriptions/t1")
+    assert compact.status_code == 200 and natural.status_code == 200 and batch.status_code == 200
+    body = compact.json()
+    assert body["model_version"] == "tiny-seed0" and body["stored"] is True
+    assert set(body["attributes"]) == set(NAMES)
+    values = {k: tuple(v["value"]) if isinstance(v["value"], list) else v["value"] for k, v in body["attributes"].items()}
+    assert parse(body["caption"]).values() == PersonDescription.from_values(values).values()
+    assert natural.json()["style"] == "natural" and natural.json()["caption"]
+    assert [r["result"]["caption"] for r in batch.json()["results"]] == [body["caption"]] * 3
+    assert stored.json()["caption"] == body["caption"]

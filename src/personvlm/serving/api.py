@@ -153,12 +153,12 @@ async def store_result(
     store: DescriptionStore, event: dict[str, Any], desc: PersonDescription, model_version: str, latency_ms: float
 ) -> None:
     """Upsert one described event (idempotent by ``event_id``); 503 when the store is down."""
-    ts = event.get("ts")
+    ts: datetime = event.get("ts") or datetime.now(UTC)
     record = StoredDescription(
         event_id=event["event_id"],
         camera_id=event.get("camera_id") or "",
         track_id=event.get("track_id") or "",
-        ts=datetime.fromtimestamp(ts, UTC) if ts is not None else datetime.now(UTC),
+        ts=ts if ts.tzinfo else ts.replace(tzinfo=UTC),
         description=desc,
         model_version=model_version,
         latency_ms=latency_ms,
@@ -193,6 +193,7 @@ async def read_batch_request(request: Request, settings: Settings) -> tuple[list
     body = await read_body(request, body_limit(settings.max_upload_bytes, MAX_BATCH_ITEMS))
     if kind == "application/json":
         req = parse_json(body, BatchDescribeJSON)
+        _check_count(len(req.items))
         uploads = [
             Upload(
                 decode_base64(item.image_base64, f"items[{i}].image_base64"),
@@ -207,9 +208,13 @@ async def read_batch_request(request: Request, settings: Settings) -> tuple[list
         style = fields.pop("style", None)
         if fields:
             raise ApiError(400, "invalid_request", f"unexpected multipart fields {sorted(fields)}; only 'style'")
-    if len(uploads) > MAX_BATCH_ITEMS:
-        raise ApiError(413, "too_many_images", f"{len(uploads)} images; at most {MAX_BATCH_ITEMS} per batch request")
+        _check_count(len(uploads))
     return uploads, check_style(style, settings.style)
+
+
+def _check_count(images: int) -> None:
+    if images > MAX_BATCH_ITEMS:
+        raise ApiError(413, "too_many_images", f"{images} images; at most {MAX_BATCH_ITEMS} per batch request")
 
 
 async def describe_many(service: Service, uploads: list[Upload], style: str, started: float) -> list[BatchItemResult]:

@@ -6,6 +6,7 @@ author reads this file (or ``/openapi.json``) and nothing else.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,12 +24,13 @@ class ErrorBody(BaseModel):
 class EventFields(BaseModel):
     """Optional tracker metadata; with ``event_id`` and a configured store the result is stored."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Trackers often number their tracks and cameras: 12 is accepted as "12".
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     event_id: str | None = Field(None, max_length=200, description="Store the result under this id (upsert)")
     camera_id: str | None = Field(None, max_length=200)
     track_id: str | None = Field(None, max_length=200)
-    ts: float | None = Field(None, description="Event time, seconds since the Unix epoch")
+    ts: datetime | None = Field(None, description="Event time: ISO 8601 (naive = UTC) or Unix seconds; default now")
 
 
 class DescribeJSON(EventFields):
