@@ -295,8 +295,7 @@ _HAIR_LENGTH = PhraseFinder({
 })
 _HAIR = re.compile(r"\bhair\b")
 # "black-haired", "his hair is black": colours after "hair" or fused with it.
-_HAIR_AFTER = re.compile(r"^ (?:is|appears|seems|looks)(?: to be)?(?: (?:very|quite|fairly|relatively|mostly|"
-                         r"[\w-]+,?) and)? ([\w-]+)")
+_HAIR_AFTER = re.compile(r"^ (?:is|appears|seems|looks)(?: to be)?((?: [\w-]+,?){1,3})")
 _HAIRED = re.compile(r"\b([\w]+)[- ]haired\b")
 _HEADWEAR = PhraseFinder({
     "helmet": ("helmet", "hard hat"),
@@ -381,7 +380,7 @@ def _hair_color(sentences: list[str]) -> str | None:
         for m in _HAIR.finditer(sentence):
             after = _HAIR_AFTER.match(sentence[m.end():])
             color = _modifier(_HAIR_COLOR, sentence[max(0, m.start() - _CONTEXT): m.start()]) or \
-                (_modifier(_HAIR_COLOR, after.group(1)) if after else None)
+                (_first(_HAIR_COLOR.mentions([after.group(1)], [[]])) if after else None)
             if color:
                 return color
         for m in _HAIRED.finditer(sentence):
