@@ -294,12 +294,15 @@ def test_health_readiness_metrics_and_docs_need_no_key(client: httpx.Client) -> 
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["model_version"] == "fake-1"
     client.post("/v1/describe", headers=AUTH, **multipart(jpeg()))
+    client.post("/v1/describe", headers=AUTH, content=b"x")
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     assert "personvlm_batch_size_bucket" in text
     assert "personvlm_queue_depth" in text
     assert 'personvlm_http_requests_total{route="/v1/describe",status="200"}' in text
+    assert 'personvlm_http_requests_total{route="/v1/describe",status="415"}' in text
+    assert 'personvlm_http_request_seconds_count{route="/v1/describe"}' in text
     spec = client.get("/openapi.json").json()
     content = spec["paths"]["/v1/describe"]["post"]["requestBody"]["content"]
     assert set(content) == {"multipart/form-data", "application/json"}
