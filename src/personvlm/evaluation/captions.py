@@ -210,6 +210,10 @@ class CiderD:
         per_item = np.bincount(owner, weights=val.mean(1)) / np.array([len(refs) for refs in self.refs]) * 10.0
         return float(per_item.mean())
 
+    def scores_at(self, candidate: str, index: int) -> float:
+        """CIDEr-D of one candidate against the references of item ``index``."""
+        return self._score(self._tfidf(ngram_counts(candidate.split())), index)
+
     def scores(self, candidates: Sequence[str]) -> list[float]:
         """Per-item CIDEr-D of a candidate list aligned with the reference corpus."""
         if len(candidates) != len(self.refs):
@@ -244,23 +248,45 @@ def scores_tokenized(cands: Sequence[str], refs: Sequence[Sequence[str]], cider:
     return out
 
 
-def consensus_caption(references: Sequence[Sequence[str]], max_candidates: int = 500,
-                      seed: int = 0) -> tuple[str, dict[str, float]]:
+@dataclass(frozen=True)
+class Baseline:
+    """The image-blind baseline caption, the item it was taken from, and its six metrics."""
+
+    caption: str
+    source_item: int
+    scores: dict[str, float]
+
+
+def consensus_caption(references: Sequence[Sequence[str]], max_candidates: int = 500, seed: int = 0) -> Baseline:
     """The image-blind baseline: the one reference caption that, given as the answer for every
-    item, scores the highest corpus CIDEr-D against everyone's references.
+    *other* item, scores the highest corpus CIDEr-D against their references.
 
     This is the strongest "always say the same thing" system a caption metric can be compared
-    with; a model that does not beat it is not looking at the image. The pool is every
-    reference caption, or ``max_candidates`` of them drawn with ``seed`` on big corpora.
-    Returns the raw caption and its six metrics.
+    with; a model that does not beat it is not looking at the image. The caption is scored
+    leave-one-out, on every item except the one it was copied from (which it would match
+    perfectly, a leak worth 10/N CIDEr-D on small sets). The pool is every reference caption,
+    or ``max_candidates`` of them drawn with ``seed`` on big corpora. Needs two or more items.
     """
     raw_refs = [list(r) for r in references]
+    if len(raw_refs) < 2:
+        raise ValueError(f"an image-blind baseline needs at least 2 items, got {len(raw_refs)}")
     _, refs = tokenize_corpus([""] * len(raw_refs), raw_refs)
-    pool = sorted({(tok, raw) for tok_refs, raws in zip(refs, raw_refs, strict=True)
-                   for tok, raw in zip(tok_refs, raws, strict=True)})
+    first: dict[str, tuple[str, int]] = {}
+    for item, (tok_refs, raws) in enumerate(zip(refs, raw_refs, strict=True)):
+        for tok, raw in zip(tok_refs, raws, strict=True):
+            first.setdefault(tok, (raw, item))
+    pool = sorted(first)
     if len(pool) > max_candidates:
         rng = np.random.default_rng(seed)
         pool = [pool[i] for i in sorted(rng.choice(len(pool), max_candidates, replace=False))]
     cider = CiderD(refs)
-    best_tok, best_raw = max(pool, key=lambda p: cider.constant_score(p[0]))
-    return best_raw, scores_tokenized([best_tok] * len(refs), refs, cider)
+    n = len(refs)
+
+    def leave_one_out(tok: str) -> float:
+        item = first[tok][1]
+        return (cider.constant_score(tok) * n - cider.scores_at(tok, item)) / (n - 1)
+
+    best = max(pool, key=leave_one_out)
+    raw, item = first[best]
+    others = refs[:item] + refs[item + 1:]
+    return Baseline(raw, item, scores_tokenized([best] * len(others), others, CiderD(others)))

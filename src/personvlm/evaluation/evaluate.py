@@ -137,10 +137,12 @@ def compute_metrics(samples: Sequence[Sample], model_version: str = "", skipped:
         refs = [[s.record.answer] for s in captioned]
         out["captions"] = caption_metrics([s.natural for s in captioned], refs)
         out.update(out["captions"])
-        baseline_caption, baseline_scores = consensus_caption(refs)
-        out["baseline"] = {"name": "image-blind (most typical reference caption for every image)",
-                           "caption": baseline_caption, **baseline_scores}
         out["n_captioned"] = len(captioned)
+    if len(captioned) >= 2:
+        base = consensus_caption(refs)
+        out["baseline"] = {"name": "image-blind: the most typical reference caption, given for every other image",
+                           "caption": base.caption, "source": str(captioned[base.source_item].image),
+                           "n": len(captioned) - 1, **base.scores}
     return _nan_to_none(out)
 
 

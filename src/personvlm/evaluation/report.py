@@ -179,13 +179,14 @@ def summary_section(metrics: dict[str, Any]) -> str:
     attr_rows.append(["compact parse rate", None, metrics["parse_rate"]])
     parts.append(_table(["attributes", "from heads", "from parsed compact caption"], attr_rows))
     if "captions" in metrics:
-        base = metrics["baseline"]
-        parts.append(_table(["natural captions vs references", *METRIC_NAMES],
-                            [["model", *(metrics["captions"][k] for k in METRIC_NAMES)],
-                             ["baseline: one fixed caption", *(base[k] for k in METRIC_NAMES)]],
-                            ["", "baseline"]))
-        parts.append(f"<p class='meta'>Baseline caption (image-blind, the most typical reference): "
-                     f"<q>{html.escape(base['caption'])}</q></p>")
+        rows = [["model", *(metrics["captions"][k] for k in METRIC_NAMES)]]
+        base = metrics.get("baseline")
+        if base:
+            rows.append(["baseline: one fixed caption", *(base[k] for k in METRIC_NAMES)])
+        parts.append(_table(["natural captions vs references", *METRIC_NAMES], rows, ["", "baseline"]))
+        if base:
+            parts.append(f"<p class='meta'>Baseline caption (image-blind: the most typical reference, scored on "
+                         f"the {base['n']} other images): <q>{html.escape(base['caption'])}</q></p>")
     return "".join(parts)
 
 
