@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,11 +141,21 @@ def measure(redis_url: str, workers: int, events: int, model: str, max_batch: in
 
 
 def run(redis_url: str, worker_counts: Sequence[int], events: int, model: str, max_batch: int,
-        max_wait_ms: int, threads: int, image_size: tuple[int, int], timeout_s: float,
+        max_wait_ms: int, threads: int, image_size: tuple[int, int], timeout_s: float, repeats: int = 1,
         progress: Callable[[str], None] | None = None) -> list[QueueBenchResult]:
+    """Every worker count, ``repeats`` rounds, interleaved (1, 2, 1, 2, ...) so that load from other
+    processes on the machine hits every setting alike instead of biasing one of them."""
     results = []
-    for n in worker_counts:
-        if progress is not None:
-            progress(f"{n} worker(s), {events} events ...")
-        results.append(measure(redis_url, n, events, model, max_batch, max_wait_ms, threads, image_size, timeout_s))
+    for round_no in range(1, repeats + 1):
+        for n in worker_counts:
+            if progress is not None:
+                progress(f"round {round_no}/{repeats}: {n} worker(s), {events} events ...")
+            results.append(measure(redis_url, n, events, model, max_batch, max_wait_ms, threads, image_size,
+                                   timeout_s))
     return results
+
+
+def median_by_workers(results: Sequence[QueueBenchResult]) -> dict[int, float]:
+    """Median events/s per worker count over the rounds."""
+    counts = dict.fromkeys(r.workers for r in results)
+    return {n: float(statistics.median(r.events_per_s for r in results if r.workers == n)) for n in counts}

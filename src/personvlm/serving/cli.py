@@ -238,6 +238,8 @@ def bench_queue(
     threads: Annotated[int, typer.Option(help="Torch threads per worker process.", min=1)] = 1,
     image_size: Annotated[str, typer.Option(help="Published crop size WxH.")] = "64x128",
     timeout: Annotated[float, typer.Option(help="Give up on one measurement after this many seconds.")] = 600.0,
+    repeats: Annotated[int, typer.Option(help="Rounds over all worker counts, interleaved; medians reported.",
+                                         min=1)] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -245,7 +247,7 @@ def bench_queue(
     processes on a fresh stream and SQLite store. Workers are ready before the clock starts."""
     from dataclasses import asdict
 
-    from personvlm.serving.bench_queue import QueueBenchError, run
+    from personvlm.serving.bench_queue import QueueBenchError, median_by_workers, run
 
     s = settings_from(config, redis_url=redis_url)
     try:
@@ -256,14 +258,18 @@ def bench_queue(
     connect_redis(s.redis_url)
     try:
         results = run(s.redis_url, counts, events, model, max_batch, max_wait_ms, threads, (w, h), timeout,
-                      progress=lambda msg: err.print(msg, highlight=False))
+                      repeats, progress=lambda msg: err.print(msg, highlight=False))
     except QueueBenchError as exc:
         raise fail(str(exc)) from None
     if as_json:
-        json.dump([asdict(r) for r in results], sys.stdout)
+        json.dump({"results": [asdict(r) for r in results],
+                   "median_events_per_s": median_by_workers(results)}, sys.stdout)
         sys.stdout.write("\n")
         return
     table = Table("workers", "events", "seconds", "events/s")
     for r in results:
         table.add_row(str(r.workers), str(r.events), f"{r.seconds:.2f}", f"{r.events_per_s:.1f}")
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    for n, rate in median_by_workers(results).items():
+        out.print(f"median with {n} worker(s): {rate:.1f} events/s", highlight=False)
