@@ -229,7 +229,7 @@ class PhraseFinder:
                 if start < taken_until:
                     continue
                 taken_until = end
-                if any(a <= start < b for a, b in spans):
+                if any(a < end and start < b for a, b in spans):  # "his hands are not behind his back"
                     continue
                 out.append(Mention(value, sentence[start:end], i, start, end, sentence[max(0, start - _CONTEXT): start],
                                    sentence[end: end + _CONTEXT]))
@@ -276,7 +276,9 @@ _ORIENTATION = PhraseFinder({
               "approaching the camera", "faces the camera"),
     "back": ("from behind", "from the back", "back view", "rear view", "back of (?:the|a|an) ",
              "(?:his|her|their) back (?:is )?(?:to|towards|toward) the camera", "back to the camera",
-             "away from the camera", "facing away", "rear", "(?:his|her|their) back(?! pocket)",
+             "away from the camera", "facing away", "rear",
+             # "his back" is the view, "a backpack on his back" is not
+             "(?<!on )(?<!over )(?<!across )(?<!down )(?:his|her|their) back(?! pocket)",
              "backside", "walking away", "moving away"),
     "side": ("side view", "side profile", "profile", "from the side", "sideways", "side-on", "side on",
              "facing (?:to the )?(?:left|right)", "from (?:the|his|her|their) (?:left|right) side",
@@ -287,7 +289,7 @@ _ORIENTATION = PhraseFinder({
 })
 _HAIR_IS = r"hair (?:is|appears|seems|looks)(?: to be)?(?: (?:very|quite|fairly|relatively|mostly|[\w-]+,?) and)? "
 _HAIR_LENGTH = PhraseFinder({
-    "bald": ("bald", "balding", "shaved head", "shaven head", "no hair"),
+    "bald": ("bald", "balding", "shaved head", "shaven head"),
     "long": (r"long,? (?:[\w-]+,? ){0,2}hair", _HAIR_IS + "long", "shoulder-length", "ponytail", "pigtails",
              "braids?", "braided", "hair (?:is )?(?:tied|pulled) (?:back|up)", "bun", "long-haired"),
     "short": (r"short,? (?:[\w-]+,? ){0,2}hair", _HAIR_IS + "short", "buzz cut", "crew cut", "cropped hair",
