@@ -159,6 +159,13 @@ def test_sqlite_and_postgres_agree(tmp_path: Path, postgres_url: str, unique_nam
             assert _ids(a) == _ids(b), q
             assert [(h.matched_terms, h.confidence) for h in a] == [(h.matched_terms, h.confidence) for h in b], q
         assert lite.get("e05") == pg.get("e05")
+        # Ties break on event_id by bytes in both, whatever the database's locale collation says.
+        same_time = [StoredDescription(eid, "tie", "t", T0, PersonDescription(), "v", 0.0)
+                     for eid in ("b-1", "B_2", "a 3", "a-1", "A1", "_z")]
+        lite.upsert(same_time)
+        pg.upsert(same_time)
+        expected = sorted(r.event_id for r in same_time)
+        assert _ids(lite.search("", camera="tie")) == _ids(pg.search("", camera="tie")) == expected
     finally:
         pg.drop()
         pg.close()

@@ -82,6 +82,8 @@ class Dialect(ABC):
     """SQL fragments that differ between backends; ``p`` is the parameter placeholder."""
 
     p: str
+    # Byte-order tie-break on event_id: a database's locale collation must not reorder results.
+    byte_order: str = ""
 
     @abstractmethod
     def value(self, attribute: str) -> str:
@@ -165,7 +167,7 @@ def build_search_sql(
     # With no filters the terms are the whole query: at least one must match.
     outer_where = " WHERE matched > 0" if query.terms and not query.filters else ""
     sql = (f"SELECT * FROM ({inner}) s{outer_where} "
-           f"ORDER BY matched DESC, conf DESC, ts DESC, event_id ASC LIMIT {d.p}")
+           f"ORDER BY matched DESC, conf DESC, ts DESC, event_id{d.byte_order} ASC LIMIT {d.p}")
     return sql, [*select_params, *where_params, limit]
 
 

@@ -29,6 +29,7 @@ _COLUMNS = "event_id, camera_id, track_id, ts, attributes, caption, style, model
 
 class _PostgresDialect(Dialect):
     p = "%s"
+    byte_order = ' COLLATE "C"'
 
     def value(self, attribute: str) -> str:
         return f"(t.attributes->'{attribute}'->>'value')"
