@@ -52,6 +52,7 @@ def test_output_rows_are_msp60k_format_and_agree_with_each_other(tmp_path: Path)
     for i, row in enumerate(rows):
         assert {"image", "answer", "one_hot", "attributes", "compact"} <= set(row)
         assert row["image"] == f"images/{i:06d}.jpg"
+        assert len(row["answer"].split()) > 10  # an MSP60K-style natural caption
         assert len(row["one_hot"]) == 58 and set(row["one_hot"]) <= {0, 1}
         labels = PersonDescription.from_values(row["attributes"])
         parsed = parse_compact(row["compact"])

@@ -8,15 +8,13 @@ looks complete.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import io
 import json
 import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +22,12 @@ from typing import Any
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from personvlm.data.captions import natural_caption
 from personvlm.data.synth.render import caption_rng, render_person
 from personvlm.data.synth.sampling import Marginals
 from personvlm.data.synth.sheet import write_sheet
 from personvlm.schema import to_compact, to_one_hot
 
-CAPTIONS_MODULE = "personvlm.data.captions"
 SHEET_SIZE = 60
 
 
@@ -49,31 +47,20 @@ class SynthSummary:
         return self.n / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _natural_caption() -> Callable[..., str] | None:
-    """The captioner of ``personvlm.data.captions`` when that module is installed.
-
-    Captions are owned by that module (MSP60K phrasing learned from real captions); without
-    it rows get an empty ``answer`` rather than a second, diverging caption style.
-    """
-    if importlib.util.find_spec(CAPTIONS_MODULE) is None:
-        return None
-    return importlib.import_module(CAPTIONS_MODULE).natural_caption
-
-
 # Per-process state of the worker pool, set once by ``_init_worker``.
 _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(seed: int, marginals: Marginals) -> None:
-    _WORKER.update(seed=seed, marginals=marginals, captioner=_natural_caption())
+    _WORKER.update(seed=seed, marginals=marginals)
 
 
-def render_row(index: int, seed: int, marginals: Marginals,
-               captioner: Callable[..., str] | None) -> tuple[bytes, dict[str, Any]]:
-    """Render image ``index`` of run ``seed``: its JPEG bytes and its JSONL row."""
+def render_row(index: int, seed: int, marginals: Marginals) -> tuple[bytes, dict[str, Any]]:
+    """Render image ``index`` of run ``seed``: its JPEG bytes and its JSONL row (the natural
+    caption mentions only visible attributes and the rendered scene: quality, light, background)."""
     r = render_person(seed=seed, index=index, marginals=marginals)
     desc = r.description
-    answer = captioner(desc, caption_rng(seed, index), r.scene) if captioner else ""
+    answer = natural_caption(desc, caption_rng(seed, index), r.scene)
     row = {
         "image": f"images/{index:06d}.jpg",
         "answer": answer,
@@ -86,7 +73,7 @@ def render_row(index: int, seed: int, marginals: Marginals,
 
 
 def _work(index: int) -> tuple[int, bytes, dict[str, Any]]:
-    jpeg, row = render_row(index, _WORKER["seed"], _WORKER["marginals"], _WORKER["captioner"])
+    jpeg, row = render_row(index, _WORKER["seed"], _WORKER["marginals"])
     return index, jpeg, row
 
 

@@ -73,16 +73,16 @@ def background(size: tuple[int, int], rng: np.random.Generator) -> tuple[Image.I
         arr = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
         img = np.asarray(top, np.float32) * (1 - arr) + np.asarray(bottom, np.float32) * arr
         img = np.broadcast_to(img, (h, w, 3)) + _noise(rng, h, w, 4, mono=True)
-        return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)), "plain", ground_y
+        return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)), "a plain backdrop", ground_y
     ground = weighted(rng, GROUNDS, [0.45, 0.2, 0.15, 0.1, 0.1])
     img = _ground(ground, size, rng)
-    phrase = {"pavement": "paved area", "grass": "grassy area", "road": "street", "indoor floor": "indoor area",
-              "tiles": "tiled floor"}[ground]
+    phrase = {"pavement": "a paved area", "grass": "a grassy area", "road": "a street", "indoor floor": "an indoor area",
+              "tiles": "a tiled floor"}[ground]
     if kind in ("street", "wall"):
         horizon = int(h * rng.uniform(0.15, 0.6) if kind == "street" else h * rng.uniform(0.6, 0.9))
         wall = _wall((w, horizon), rng)
         img.paste(wall, (0, 0))
-        phrase = "building wall" if kind == "wall" else "street with buildings"
+        phrase = "a building wall" if kind == "wall" else "a street with buildings"
     _clutter(img, rng, ground)
     return img, phrase, ground_y
 
