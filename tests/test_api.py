@@ -387,3 +387,13 @@ def test_real_tiny_model_behind_uvicorn_describes_in_both_styles(tmp_path: Path)
     assert natural.json()["style"] == "natural" and natural.json()["caption"]
     assert [r["result"]["caption"] for r in batch.json()["results"]] == [body["caption"]] * 3
     assert stored.json()["caption"] == body["caption"]
+
+
+def test_before_start_up_not_ready_and_requests_get_503_unavailable() -> None:
+    tc = TestClient(create_app(FakeDescriber(), settings(api_key=None)))  # no `with`: lifespan never ran
+    ready = tc.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    r = tc.post("/v1/describe", **multipart(jpeg()))
+    assert r.status_code == 503 and r.json()["error"] == "unavailable"
+    assert "not running" in r.json()["detail"] and r.headers["retry-after"] == "1"
+    assert tc.get("/healthz").status_code == 200  # alive, just not ready

@@ -42,7 +42,7 @@ from personvlm.serving.api_models import (
     SearchResponse,
     StoredOut,
 )
-from personvlm.serving.batcher import BatcherError, MicroBatcher
+from personvlm.serving.batcher import BatcherClosed, BatcherError, MicroBatcher
 from personvlm.serving.config import Settings
 from personvlm.serving.metrics import BatcherMetrics, HttpMetrics, render
 from personvlm.serving.query import parse_query
@@ -135,7 +135,8 @@ async def run_job(service: Service, upload: Upload, style: str, started: float) 
     try:
         desc = await service.batcher.submit(Job(image, style), timeout_s=service.settings.request_timeout_ms / 1000.0)
     except BatcherError as exc:
-        raise ApiError(503, "overloaded", str(exc), {"Retry-After": str(int(exc.retry_after))}) from None
+        code = "unavailable" if isinstance(exc, BatcherClosed) else "overloaded"
+        raise ApiError(503, code, str(exc), {"Retry-After": str(int(exc.retry_after))}) from None
     except Exception as exc:
         log.exception("inference failed for %s", upload.source)
         raise ApiError(500, "inference_failed", f"the model failed on {upload.source}: {exc}") from None
