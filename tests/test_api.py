@@ -397,3 +397,21 @@ def test_before_start_up_not_ready_and_requests_get_503_unavailable() -> None:
     assert r.status_code == 503 and r.json()["error"] == "unavailable"
     assert "not running" in r.json()["detail"] and r.headers["retry-after"] == "1"
     assert tc.get("/healthz").status_code == 200  # alive, just not ready
+
+
+def test_shutdown_finishes_requests_in_flight() -> None:
+    """What SIGTERM does to `personvlm serve`: stop accepting, finish what is running, then exit."""
+    slow = FakeDescriber(delay=0.5)
+    app = create_app(slow, settings(api_key=None, max_batch=4, max_wait_ms=0))
+    responses: list[httpx.Response] = []
+    with uvicorn_server(app) as url:
+        sender = threading.Thread(
+            target=lambda: responses.append(httpx.post(f"{url}/v1/describe", **multipart(jpeg()), timeout=30))
+        )
+        sender.start()
+        deadline = time.monotonic() + 20
+        while not slow.calls and time.monotonic() < deadline:  # wait until the model is computing it
+            time.sleep(0.01)
+    sender.join(10)
+    assert slow.calls and [r.status_code for r in responses] == [200]
+    assert not app.state.service.batcher.running
