@@ -122,3 +122,12 @@ def test_resume_without_checkpoint_is_an_error(tmp_path: Path, data: Path) -> No
     cfg = TrainConfig.load(tiny_config(tmp_path / "c.yaml", data))
     with pytest.raises(TrainingError, match="no checkpoint"):
         Trainer(cfg, tmp_path / "empty", resume=True).run()
+
+
+def test_schedule_warms_up_then_decays_to_the_floor() -> None:
+    from personvlm.training.trainer import lr_lambda
+
+    lrs = [lr_lambda(s, warmup=10, total=110, min_ratio=0.1) for s in range(111)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warmup
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))  # then only down
+    assert lrs[60] == pytest.approx(0.55) and lrs[110] == pytest.approx(0.1)  # cosine midpoint, floor
