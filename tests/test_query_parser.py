@@ -67,10 +67,11 @@ def test_empty_and_punctuation_only_queries() -> None:
 
 
 def test_explain_is_plain_json() -> None:
-    assert parse_query("no bag, logo").explain() == {
+    assert parse_query("no bag, logo, shoes").explain() == {
         "filters": [{"phrase": "no bag", "negate": True, "any_of": [{"bags": "any"}]}],
         "terms": ["logo"],
         "excluded": [],
+        "notes": ["'shoes' alone says nothing to filter on"],
     }
 
 

@@ -218,6 +218,8 @@ def search(
     out = Console()
     read = ", ".join(f.phrase for f in parsed.filters) or "-"
     out.print(f"filters: {read}   text: {' '.join(parsed.terms) or '-'}", highlight=False)
+    for note in parsed.notes:
+        out.print(f"note: {note}", highlight=False)
     table = Table("event", "camera", "time (UTC)", "terms", "conf", "caption")
     for h in hits:
         r = h.record

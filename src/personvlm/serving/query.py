@@ -87,6 +87,7 @@ class Query:
             ],
             "terms": list(self.terms),
             "excluded": list(self.excluded),
+            "notes": list(self.notes),
         }
 
 
