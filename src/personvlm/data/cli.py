@@ -82,15 +82,24 @@ def synth_bench(
     from personvlm.data.synth import write_dataset
 
     workers = workers or os.cpu_count() or 1
-    rates = []
+    rates, cpu_ms = [], []
     for i in range(max(1, repeats)):
+        before = os.times()
         with tempfile.TemporaryDirectory(prefix="personvlm-synth-bench-") as tmp:
             rates.append(write_dataset(Path(tmp), n, seed=i, workers=workers, progress=False).images_per_second)
+        after = os.times()
+        # CPU time of this process and its (joined) workers: independent of other load on the box.
+        cpu = sum(after[:4]) - sum(before[:4])
+        cpu_ms.append(cpu / n * 1000)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cpu_per_image = statistics.median(cpu_ms)
     result = {"images_per_s_best": round(max(rates), 1), "images_per_s_median": round(statistics.median(rates), 1),
+              "cpu_ms_per_image": round(cpu_per_image, 2),
+              "images_per_s_if_idle": round(workers * 1000 / cpu_per_image, 1) if cpu_per_image > 0 else None,
               "n": n, "workers": workers, "repeats": len(rates), "cpu_count": os.cpu_count(), "loadavg_1m": load}
     typer.echo(f"synth: {result['images_per_s_median']:.0f} images/s median, {result['images_per_s_best']:.0f} best "
-               f"({n} crops x {len(rates)} runs, {workers} workers, load average {load:.2f} on {os.cpu_count()} cores)")
+               f"({n} crops x {len(rates)} runs, {workers} workers, load average {load:.2f} on {os.cpu_count()} cores); "
+               f"{cpu_per_image:.1f} CPU-ms per image = {result['images_per_s_if_idle']} images/s on {workers} idle cores")
     if json_out:
         typer.echo(json.dumps(result))
 
