@@ -12,6 +12,7 @@ from personvlm.generation import CompactConstraint, GenerationConfig, generate
 from personvlm.generation.constraint import _grammar
 from personvlm.schema import ATTRIBUTES, UNKNOWN, PersonDescription, parse_compact, to_compact
 from personvlm.schema.compact import compact_slots
+from personvlm.schema.description import normalise
 
 WIDTH = 64
 
@@ -99,6 +100,41 @@ def test_allowed_values_restrict_without_fixing_everything(vocab: Vocab, model: 
     assert {p.value("gender") for p in parsed} == {"female"}
     assert {p.value("bags") for p in parsed} == {(), ("backpack", "handbag")}
     assert len({p.value("upper_type") for p in parsed}) > 5, "unrestricted attributes stay free"
+
+
+def _random_walk(constraint: CompactConstraint, rng: random.Random, budget: int = 64) -> list[int]:
+    """A caption drawn uniformly token by token from what the constraint allows."""
+    state, ids = constraint.start(), []
+    while not state.finished:
+        token = rng.choice(constraint.allowed_mask(state, budget - len(ids)).nonzero().flatten().tolist())
+        state = constraint.advance(state, token)
+        ids.append(token)
+    return ids
+
+
+def test_random_restrictions_yield_only_canonical_captions_with_allowed_values(vocab: Vocab) -> None:
+    rng = random.Random(5)
+    feasible = 0
+    for _ in range(40):
+        allowed: dict[str, set[object]] = {}
+        for a in ATTRIBUTES:
+            if rng.random() < 0.4:
+                choices = [UNKNOWN, (), *((v,) for v in a.values)] if a.multi else [UNKNOWN, *a.values]
+                allowed[a.name] = set(rng.sample(choices, rng.randint(1, 3)))
+        try:
+            constraint = CompactConstraint(vocab, allowed)
+        except ValueError:
+            continue  # e.g. only "unknown" hair colour but only "bald" length: nothing to say fits
+        feasible += 1
+        for _ in range(10):
+            ids = _random_walk(constraint, rng)
+            caption = vocab.decode(ids)
+            parsed = parse_compact(caption)
+            assert parsed is not None and to_compact(parsed) == caption, caption
+            assert len(ids) <= 64
+            for name, values in allowed.items():
+                assert parsed.value(name) in {normalise(name, v) for v in values}, (caption, name, values)
+    assert feasible > 20
 
 
 def test_a_short_budget_still_ends_with_a_complete_caption(vocab: Vocab, model: torch.nn.Module) -> None:
