@@ -127,11 +127,12 @@ def bench(
     describer.max_batch = max(describer.max_batch, batch_size)
     payloads = _bench_images(batch_size * (n + warmup))
     latencies: list[float] = []
-    load_s = 0.0
+    load_s = cpu_s = 0.0
     for call in range(n + warmup):
         if call == warmup:
             describer.times = StageTimes()
             load_s = 0.0
+            cpu_s = -time.process_time()
         t0 = time.perf_counter()
         imgs = [load_image(b) for b in payloads[call * batch_size:(call + 1) * batch_size]]
         t1 = time.perf_counter()
@@ -140,6 +141,7 @@ def bench(
         load_s += t1 - t0
         if call >= warmup:
             latencies.append((t2 - t0) * 1000)
+    cpu_s += time.process_time()
     times = describer.times
     figures = {
         "model": label,
@@ -153,6 +155,9 @@ def bench(
         "preprocess_ms": round((load_s + times.preprocess) / n * 1000, 2),
         "encode_ms": round(times.encode / n * 1000, 2),
         "decode_ms": round(times.decode / n * 1000, 2),
+        # CPU seconds (all threads) per call: unlike wall time, barely moved by other processes
+        # competing for the cores, so it tells what an idle machine would do.
+        "cpu_ms": round(cpu_s / n * 1000, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     table = Table(title="personvlm bench (per describe() call)")

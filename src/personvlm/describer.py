@@ -41,6 +41,7 @@ from personvlm.schema import UNKNOWN, PersonDescription, parse, to_compact, to_t
 from personvlm.schema.compact import compact_slots
 
 MODEL_ENV = "PERSONVLM_MODEL"
+ENCODE_CHUNK = 4
 
 
 def default_model_dir() -> Path:
@@ -76,8 +77,6 @@ class Describer:
                  generation: GenerationConfig | None = None) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        if self.device.type == "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
         self.vocab = vocab
         self.model_version = model_version
         self.max_batch = max_batch
@@ -129,10 +128,11 @@ class Describer:
     def _describe_batch(self, images: Sequence[Image.Image], style: str) -> list[PersonDescription]:
         t0 = time.perf_counter()
         batch = preprocess(images, self.config.image_size).to(self.device)
-        if self.device.type == "cpu":
-            batch = batch.contiguous(memory_format=torch.channels_last)
         t1 = time.perf_counter()
-        visual = self.model.encode_images(batch)
+        # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
+        # batch of 32 overflow the caches and cost ~2x more CPU per image than chunks of 4 (measured).
+        chunk = ENCODE_CHUNK if self.device.type == "cpu" else len(batch)
+        visual = torch.cat([self.model.encode_images(part) for part in batch.split(chunk)])
         thresholds = {a: self.config.unknown_threshold(a) for a in self.model.heads.names}
         structures = [PersonDescription(row) for row in decide(self.model.head_logits(visual), thresholds)]
         t2 = time.perf_counter()
