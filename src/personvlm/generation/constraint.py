@@ -146,14 +146,19 @@ class _Node:
     children: dict[int, _Node] = field(default_factory=dict)
     dist: float = INF  # fewest tokens (including <eos>) to finish the caption from here
     phrase: str | None = None
-    next_state: PhraseState | None = None
-    end_dist: float = INF  # dist after this phrase: <eos> now, or separator + the next phrases
+    next_state: PhraseState | None = None  # the phrase state after ``phrase``
     choices: list[tuple[int, float]] | None = None  # (legal next token, fewest tokens to finish after it)
     ids: list[int] = field(default_factory=list)  # the legal next tokens
     max_rest: float = 0  # with more tokens left than this, the budget rules nothing out
 
 
 class _Automaton:
+    """Phrase states, their legal next phrases and distances to the end, for one ``allowed_values``.
+
+    Everything is computed on first use and memoised: a constraint only pays for the states its
+    rows actually visit.
+    """
+
     def __init__(self, grammar: _Grammar, allowed: dict[str, frozenset[Any]] | None) -> None:
         self.g = grammar
         self.allowed = allowed or {}
@@ -276,7 +281,7 @@ class _Automaton:
                 node.dist = min(node.dist, len(ids) - depth + end)
                 node = node.children.setdefault(token, _Node())
             if node.phrase is None:  # two phrases with one tokenisation: the parser's first wins
-                node.phrase, node.next_state, node.end_dist = phrase, nxt, end
+                node.phrase, node.next_state = phrase, nxt
                 node.dist = min(node.dist, end)
         self._tries[state] = root
         return root
