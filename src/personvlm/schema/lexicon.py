@@ -46,7 +46,7 @@ UPPER_TYPES: dict[str, tuple[str, ...]] = {
     "suit": ("suit", "suit jacket", "blazer", "business suit"),
     # MSP60K's "Vest" (Chinese 背心) is a sleeveless top, as "vest" is in British English.
     "vest": ("vest", "sleeveless vest", "tank top", "tank vest", "singlet", "camisole", "waistcoat", "gilet"),
-    "dress": ("dress", "gown"),
+    "dress": ("dress",),
     "uniform": ("uniform", "work uniform", "overalls", "apron"),
     "graduation gown": ("graduation gown", "academic gown", "graduation robe", "academic robe", "mortarboard"),
     "chef uniform": ("chef uniform", "chef's uniform", "chef coat", "chef's coat", "chef jacket", "chef's jacket",
@@ -67,7 +67,9 @@ SHOE_TYPES: dict[str, tuple[str, ...]] = {
                "canvas shoes", "tennis shoes", "flats", "slip-on shoes", "shoes"),
     "boots": ("boots", "ankle boots", "rain boots", "booties", "boot"),
     "sandals": ("sandals", "slippers", "flip-flops", "flip flops", "slides", "sandal"),
-    "other": ("unusual shoes", "other shoes", "unusual footwear", "socks only", "barefoot", "bare feet"),
+    "other": ("unusual shoes", "other shoes", "unusual footwear", "socks only", "barefoot", "bare feet",
+              r"other (?:types? of |kinds? of )?(?:footwear|shoes)",
+              r"other than (?:typical |standard |regular |ordinary )?(?:shoes|sneakers|footwear)"),
 }
 BAG_TYPES: dict[str, tuple[str, ...]] = {
     "backpack": ("backpack", "rucksack", "school bag", "schoolbag", "knapsack"),

@@ -111,7 +111,8 @@ _DROP_SENTENCE = re.compile(
     r"|^(?:there (?:is|are) |there's )?no (?:\w+ )*?(?:text|identifiers?|logos?|writing|markings|signs?|"
     r"distinguishing)\b"
     r"|^(?:the )?(?:image|photo|picture|overall image|overall photo)(?:'s)? (?:quality|resolution)"
-    r"|^the (?:overall )?(?:quality|resolution|focus|angle|perspective|camera|view of the (?:background|scene))\b"
+    r"|^the (?:overall )?(?:quality|resolution|angle|perspective|camera|view of the (?:background|scene))\b"
+    r"|^the focus is (?!(?:\w+ )?on\b)"
     r"|^(?:the )?overall (?:quality|lighting|setting|scene|tone|color)"
 )
 # Where a sentence starts talking about someone or something other than the subject.
@@ -252,7 +253,7 @@ _AGE = PhraseFinder({
 })
 # "thin", "slim", "heavy" describe stripes, coats and tyres as often as people: they count only
 # next to a body noun or as a predicate ("she is slim"); unambiguous words count anywhere.
-_BODY_NOUN = r"(?=,? (?:(?:young|adult|middle-aged|elderly|older|asian|little),? )?(?:build|frame|figure|body|physique|person|man|woman|girl|boy|child|individual|adult|male|female|" \
+_BODY_NOUN = r"(?=,? (?:[\w-]+,? ){0,2}?(?:build|frame|figure|body|physique|person|man|woman|girl|boy|child|individual|adult|male|female|" \
              r"young|teen|teenager|lady|gentleman|kid)\b)"
 _PREDICATE = "(?:" + "|".join(rf"(?<=\b{v} )" for v in ("is", "are", "looks", "appears", "seems", "be", "as")) + ")" \
     r"(?:(?:very|quite|rather|relatively|somewhat|fairly) )?"
@@ -290,8 +291,8 @@ _ORIENTATION = PhraseFinder({
 _HAIR_IS = r"hair (?:is|appears|seems|looks)(?: to be)?(?: (?:very|quite|fairly|relatively|mostly|[\w-]+,?) and)? "
 _HAIR_LENGTH = PhraseFinder({
     "bald": ("bald", "balding", "shaved head", "shaven head"),
-    "long": (r"long,? (?:[\w-]+,? ){0,2}hair", _HAIR_IS + "long", "shoulder-length", "ponytail", "pigtails",
-             "braids?", "braided", "hair (?:is )?(?:tied|pulled) (?:back|up)", "bun", "long-haired"),
+    "long": (r"long,? (?:[\w-]+,? ){0,2}hair", _HAIR_IS + "long", "shoulder-length", "pigtails",
+             "braids?", "braided", "long-haired"),
     "short": (r"short,? (?:[\w-]+,? ){0,2}hair", _HAIR_IS + "short", "buzz cut", "crew cut", "cropped hair",
               "short-haired", "shaved"),
 })
@@ -315,7 +316,7 @@ _ACCESSORIES: dict[str, PhraseFinder] = {
 }
 _SLEEVE = PhraseFinder({"short": ("short-sleeved",), "long": ("long-sleeved",), "sleeveless": ("sleeveless",)})
 _DRESS_RE = r"dress(?!(?:es)? (?:shoe|shirt|pant|trouser|boot|code|up))"
-_UPPER = PhraseFinder({k: v for k, v in UPPER_TYPES.items() if k != "dress"} | {"dress": (_DRESS_RE, "gown")})
+_UPPER = PhraseFinder({k: v for k, v in UPPER_TYPES.items() if k != "dress"} | {"dress": (_DRESS_RE,)})
 _LOWER = PhraseFinder({k: v for k, v in LOWER_TYPES.items() if k != "dress"} | {"dress": (_DRESS_RE,)}
                      | {GENERIC: GENERIC_LOWER})
 _SHOES = PhraseFinder(SHOE_TYPES | {GENERIC: GENERIC_SHOES})
