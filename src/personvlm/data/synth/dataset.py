@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from personvlm.data.captions import natural_caption
 from personvlm.data.synth.render import caption_rng, render_person
 from personvlm.data.synth.sampling import Marginals
-from personvlm.data.synth.sheet import write_sheet
+from personvlm.data.synth.sheet import sheet_label, write_sheet
 from personvlm.schema import to_compact, to_one_hot
 
 SHEET_SIZE = 60
@@ -127,7 +127,7 @@ def write_dataset(out: Path, n: int, seed: int = 0, workers: int | None = None, 
             (out / row["image"]).write_bytes(jpeg)
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             if sheet and index < SHEET_SIZE:
-                thumbs.append((jpeg, row["compact"]))
+                thumbs.append((jpeg, sheet_label(row["attributes"])))
             bar.advance(task)
     tmp.replace(out / "data.jsonl")
     sheet_path = None

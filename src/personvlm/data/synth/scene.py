@@ -199,8 +199,9 @@ LIGHTING = {
     "normal": ((0.95, 1.05), (1.0, 1.0, 1.0)),
     "dim": ((0.6, 0.78), (1.0, 1.0, 1.0)),
     "bright": ((1.12, 1.3), (1.0, 1.0, 1.0)),
-    "bluish": ((0.8, 1.0), (0.9, 0.97, 1.12)),
-    "yellowish": ((0.9, 1.1), (1.1, 1.03, 0.86)),
+    # casts strong enough to see, weak enough that a white shirt is not yet "light blue"
+    "bluish": ((0.8, 1.0), (0.93, 0.98, 1.07)),
+    "yellowish": ((0.9, 1.1), (1.07, 1.02, 0.9)),
     "overexposed": ((1.35, 1.6), (1.0, 1.0, 1.0)),
 }
 
