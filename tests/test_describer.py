@@ -43,6 +43,21 @@ def test_compact_captions_parse_back_to_the_structure(describer):
         assert parse(desc.caption).values() == desc.values(), desc.caption
 
 
+def test_compact_caption_is_what_agreeing_constrained_decoding_produces(describer):
+    """Why the Describer renders instead of decoding: the decoder, constrained to phrases that agree
+    with the heads, has exactly one path, and it spells the same caption."""
+    from personvlm.generation import CompactConstraint, GenerationConfig, generate
+
+    images = crops(4, seed=6)
+    described = describer.describe(images)
+    with torch.inference_mode():
+        visual = describer.model.encode_images(preprocess(images))
+        constraints = [CompactConstraint.agreeing_with(describer.vocab, d) for d in described]
+        prompt = [describer.vocab.bos_id, describer.vocab.style_id("compact")]
+        ids = generate(describer.model, visual, prompt, GenerationConfig(max_new_tokens=120), constraints)
+    assert [describer.vocab.decode(row) for row in ids] == [d.caption for d in described]
+
+
 def test_unknown_below_threshold_reaches_structure_and_caption():
     describer = Describer.tiny(seed=0)
     describer.model.config.unknown_thresholds = {"gender": 1.01, "upper_color": 1.01, "bags": 1.01}
