@@ -15,6 +15,7 @@ from personvlm.models.encoders import (
     MobileViTXS,
     TinyCNN,
     build_encoder,
+    fused_for_inference,
     load_lite0_imagenet,
     load_local_weights,
 )
@@ -118,3 +119,18 @@ def test_freeze_is_by_named_stage_and_keeps_batchnorm_statistics():
     enc(torch.randn(2, 3, 64, 32) * 5)
     assert torch.equal(enc.stem[1].running_mean, stats)
     assert build_encoder("tiny_cnn").freeze(99)[-1] == "head"
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilevit_xs", "tiny_cnn"])
+def test_batchnorm_folding_keeps_outputs_and_leaves_the_original_alone(name):
+    torch.manual_seed(0)
+    enc = build_encoder(name, pretrained=name == "efficientnet_lite0")
+    enc.train()
+    enc(torch.randn(4, 3, 64, 32))  # move BatchNorm statistics away from their initial values
+    enc.eval()
+    fused = fused_for_inference(enc)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in enc.modules())
+    x = torch.randn(2, 3, 256, 128)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), enc(x), rtol=1e-4, atol=1e-4)

@@ -35,6 +35,7 @@ from personvlm.data.vocab import STYLE_TOKENS, Vocab
 from personvlm.generation import GenerationConfig, generate
 from personvlm.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from personvlm.models.config import ModelConfig
+from personvlm.models.encoders import fused_for_inference
 from personvlm.models.heads import decide
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema import UNKNOWN, PersonDescription, parse, to_compact, to_text
@@ -77,6 +78,9 @@ class Describer:
                  generation: GenerationConfig | None = None) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        # Serving copy of the encoder with BatchNorm folded in; built once, so a Describer serves
+        # the weights it was given (load a new one for new weights).
+        self._encoder = fused_for_inference(self.model.encoder)
         self.vocab = vocab
         self.model_version = model_version
         self.max_batch = max_batch
@@ -132,7 +136,7 @@ class Describer:
         # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
         # batch of 32 overflow the caches and cost ~2x more CPU per image than chunks of 4 (measured).
         chunk = ENCODE_CHUNK if self.device.type == "cpu" else len(batch)
-        visual = torch.cat([self.model.encode_images(part) for part in batch.split(chunk)])
+        visual = torch.cat([self.model.visual_tokens(self._encoder(part)) for part in batch.split(chunk)])
         thresholds = {a: self.config.unknown_threshold(a) for a in self.model.heads.names}
         structures = [PersonDescription(row) for row in decide(self.model.head_logits(visual), thresholds)]
         t2 = time.perf_counter()
