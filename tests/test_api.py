@@ -303,6 +303,7 @@ def test_health_readiness_metrics_and_docs_need_no_key(client: httpx.Client) -> 
     assert 'personvlm_http_requests_total{route="/v1/describe",status="200"}' in text
     assert 'personvlm_http_requests_total{route="/v1/describe",status="415"}' in text
     assert 'personvlm_http_request_seconds_count{route="/v1/describe"}' in text
+    assert "process_resident_memory_bytes" in text and "process_cpu_seconds_total" in text
     spec = client.get("/openapi.json").json()
     content = spec["paths"]["/v1/describe"]["post"]["requestBody"]["content"]
     assert set(content) == {"multipart/form-data", "application/json"}

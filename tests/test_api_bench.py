@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from personvlm.cli import app as cli
 from personvlm.serving.api import create_app
-from personvlm.serving.bench_http import LoadResult, Samples, measure, person_jpeg, run_local, speedup
+from personvlm.serving.bench_http import LoadResult, Samples, cpu_speedup, measure, person_jpeg, run_local, speedup
 from test_api import FakeDescriber, settings, uvicorn_server
 
 runner = CliRunner()
@@ -28,6 +28,8 @@ def test_measure_counts_requests_latencies_and_batches() -> None:
     assert result.requests == 12 and result.requests_per_s > 0
     assert 0 < result.p50_ms <= result.p99_ms
     assert 1.0 <= result.mean_batch <= 4.0  # never more than the 4 clients in flight
+    # The server here is this very process (uvicorn in a thread): its CPU and RSS are reported.
+    assert result.cpu_ms_per_request > 0 and result.rss_mb > 10
 
 
 def test_failed_requests_are_counted_as_errors() -> None:
@@ -40,12 +42,12 @@ def test_failed_requests_are_counted_as_errors() -> None:
 
 
 def test_speedup_compares_batching_with_max_batch_1_at_the_same_client_count() -> None:
-    def result(max_batch: int, clients: int, rps: float) -> LoadResult:
-        return LoadResult("x", max_batch, clients, 10, 0, 1.0, rps, 1.0, 2.0, 1.0)
+    def result(max_batch: int, clients: int, rps: float, cpu_ms: float) -> LoadResult:
+        return LoadResult("x", max_batch, clients, 10, 0, 1.0, rps, 1.0, 2.0, 1.0, cpu_ms, 300.0)
 
-    results = [result(16, 8, 50.0), result(16, 32, 90.0), result(1, 32, 30.0)]
-    assert speedup(results, 32) == 3.0
-    assert speedup(results, 8) is None
+    results = [result(16, 8, 50.0, 12.0), result(16, 32, 90.0, 10.0), result(1, 32, 30.0, 25.0)]
+    assert speedup(results, 32) == 3.0 and cpu_speedup(results, 32) == 2.5
+    assert speedup(results, 8) is None and cpu_speedup(results, 8) is None
     assert Samples(latencies=[0.01, 0.02], seconds=0.5).summary("y", 2, 4).requests_per_s == 4.0
 
 
@@ -57,7 +59,7 @@ def test_bench_http_cli_against_a_running_server_prints_json() -> None:
     report = json.loads(out.stdout)
     assert [r["clients"] for r in report["results"]] == [1, 2]
     assert all(r["errors"] == 0 and r["requests"] == 4 for r in report["results"])
-    assert report["speedup"] is None  # no max_batch=1 baseline against a server we did not start
+    assert report["speedup"] is None and report["cpu_speedup"] is None  # no baseline on a server we did not start
 
 
 def test_bench_http_rejects_bad_concurrency() -> None:
@@ -86,4 +88,5 @@ def test_run_local_starts_both_servers_and_reports_the_ratio(tmp_path: Path) -> 
     assert [(r.clients, r.max_batch) for r in results] == [(1, 4), (4, 4), (4, 1)]
     assert all(r.errors == 0 and r.requests == 8 for r in results)
     assert results[2].mean_batch == 1.0
+    assert all(r.cpu_ms_per_request > 0 and r.rss_mb > 10 for r in results)  # read from each child's /metrics
     assert speedup(results, 4) == round(results[1].requests_per_s / results[2].requests_per_s, 2)

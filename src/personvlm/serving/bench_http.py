@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 READY_TIMEOUT_S = 180.0
+BENCH_TIMEOUT_MS = 300_000
 
 
 class BenchError(RuntimeError):
@@ -46,6 +47,10 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     mean_batch: float | None  # from the server's /metrics; None when it cannot be read
+    # Server process CPU per request (all its threads): what the server would sustain on an idle
+    # core, unlike requests_per_s which a shared, oversubscribed machine drags down.
+    cpu_ms_per_request: float | None = None
+    rss_mb: float | None = None
 
 
 def person_jpeg(seed: int = 0, size: tuple[int, int] = (128, 256)) -> bytes:
@@ -67,20 +72,26 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else 0.0
 
 
-async def _batch_totals(client: httpx.AsyncClient) -> tuple[float, float] | None:
-    """(sum of batch sizes, number of batches) from the server's Prometheus metrics."""
+# Counters read from the server's /metrics before and after a measurement.
+_SERVER_METRICS = (
+    "personvlm_batch_size_sum", "personvlm_batch_size_count", "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+)
+
+
+async def _server_metrics(client: httpx.AsyncClient) -> dict[str, float]:
+    """Batch-size totals, process CPU seconds and RSS from the server's Prometheus metrics
+    (whichever it exports; empty when /metrics cannot be read)."""
     try:
         text = (await client.get("/metrics")).text
     except httpx.HTTPError:
-        return None
+        return {}
     values = {}
     for line in text.splitlines():
         name, _, value = line.partition(" ")
-        if name in ("personvlm_batch_size_sum", "personvlm_batch_size_count"):
+        if name in _SERVER_METRICS:
             values[name] = float(value)
-    if len(values) != 2:
-        return None
-    return values["personvlm_batch_size_sum"], values["personvlm_batch_size_count"]
+    return values
 
 
 @dataclass
@@ -92,22 +103,39 @@ class Samples:
     seconds: float = 0.0
     batch_sum: float = 0.0
     batches: float = 0.0
+    server_cpu_s: float | None = None  # CPU the server process used while measured (all threads)
+    server_rss: float | None = None  # its largest resident set size seen, bytes
+
+    def add_server_metrics(self, before: dict[str, float], after: dict[str, float]) -> None:
+        def delta(name: str) -> float | None:
+            return after[name] - before[name] if name in before and name in after else None
+
+        if (batch_sum := delta("personvlm_batch_size_sum")) is not None:
+            self.batch_sum += batch_sum
+            self.batches += delta("personvlm_batch_size_count") or 0.0
+        if (cpu := delta("process_cpu_seconds_total")) is not None:
+            self.server_cpu_s = (self.server_cpu_s or 0.0) + cpu
+        if "process_resident_memory_bytes" in after:
+            self.server_rss = max(self.server_rss or 0.0, after["process_resident_memory_bytes"])
 
     def summary(self, label: str, clients: int, max_batch: int | None) -> LoadResult:
         if not self.latencies:
             raise BenchError(f"{label}: all {self.errors} requests failed; is the server healthy?")
         ms = [s * 1000.0 for s in self.latencies]
+        requests = len(ms) + self.errors
         return LoadResult(
-            label=label, max_batch=max_batch, clients=clients, requests=len(ms) + self.errors, errors=self.errors,
+            label=label, max_batch=max_batch, clients=clients, requests=requests, errors=self.errors,
             seconds=round(self.seconds, 3), requests_per_s=round(len(ms) / self.seconds, 2),
             p50_ms=round(statistics.median(ms), 2), p99_ms=round(percentile(ms, 99), 2),
             mean_batch=round(self.batch_sum / self.batches, 2) if self.batches else None,
+            cpu_ms_per_request=None if self.server_cpu_s is None else round(self.server_cpu_s * 1000.0 / requests, 2),
+            rss_mb=None if self.server_rss is None else round(self.server_rss / 2**20, 1),
         )
 
 
 async def measure(
     url: str, image: bytes, clients: int, requests: int, samples: Samples | None = None, style: str = "compact",
-    api_key: str | None = None, warmup: int | None = None, timeout_s: float = 60.0,
+    api_key: str | None = None, warmup: int | None = None, timeout_s: float = BENCH_TIMEOUT_MS / 1000.0,
 ) -> Samples:
     """Send ``requests`` describe requests from ``clients`` concurrent clients, after a warm-up;
     add each request's time (and the server's batch sizes) to ``samples``."""
@@ -126,7 +154,7 @@ async def measure(
             return time.perf_counter() - start, ok
 
         await asyncio.gather(*(post() for _ in range(warmup if warmup is not None else max(clients, 4))))
-        before = await _batch_totals(client)
+        before = await _server_metrics(client)
         remaining = iter(range(requests))
 
         async def client_loop() -> None:
@@ -140,10 +168,7 @@ async def measure(
         start = time.perf_counter()
         await asyncio.gather(*(client_loop() for _ in range(clients)))
         samples.seconds += time.perf_counter() - start
-        after = await _batch_totals(client)
-    if before is not None and after is not None:
-        samples.batch_sum += after[0] - before[0]
-        samples.batches += after[1] - before[1]
+        samples.add_server_metrics(before, await _server_metrics(client))
     return samples
 
 
@@ -158,7 +183,10 @@ def local_server(
     model: str | Path | None, max_batch: int, max_wait_ms: int, queue_size: int, log_path: Path
 ) -> Iterator[str]:
     """``personvlm serve`` in a child process on a free loopback port, without auth or store;
-    stopped (SIGTERM, then SIGKILL) on exit. Its log goes to ``log_path``."""
+    stopped (SIGTERM, then SIGKILL) on exit. Its log goes to ``log_path``.
+
+    The request deadline is raised to ``BENCH_TIMEOUT_MS`` so an overloaded ``max_batch=1`` server
+    is measured computing every request, not shedding load with fast 503s."""
     port = _free_port()
     cmd = [
         sys.executable, "-m", "personvlm.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -168,6 +196,7 @@ def local_server(
     if model is not None:
         cmd += ["--model", str(model)]
     env = {k: v for k, v in os.environ.items() if k not in ("PERSONVLM_API_KEY", "PERSONVLM_CONFIG")}
+    env["PERSONVLM_REQUEST_TIMEOUT_MS"] = str(BENCH_TIMEOUT_MS)
     url = f"http://127.0.0.1:{port}"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -198,13 +227,25 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None
     raise BenchError(f"server at {url} not ready after {READY_TIMEOUT_S:.0f} s (log: {log_path})")
 
 
-def speedup(results: Sequence[LoadResult], clients: int) -> float | None:
-    """Throughput with batching over throughput with ``max_batch=1``, both at ``clients`` clients."""
+def _pair(results: Sequence[LoadResult], clients: int) -> tuple[LoadResult, LoadResult] | None:
     batched = [r for r in results if r.clients == clients and r.max_batch != 1]
     single = [r for r in results if r.clients == clients and r.max_batch == 1]
-    if not batched or not single:
+    return (batched[-1], single[-1]) if batched and single else None
+
+
+def speedup(results: Sequence[LoadResult], clients: int) -> float | None:
+    """Throughput with batching over throughput with ``max_batch=1``, both at ``clients`` clients."""
+    pair = _pair(results, clients)
+    return None if pair is None else round(pair[0].requests_per_s / pair[1].requests_per_s, 2)
+
+
+def cpu_speedup(results: Sequence[LoadResult], clients: int) -> float | None:
+    """Server CPU per request with ``max_batch=1`` over that with batching: the throughput ratio a
+    CPU-bound server would show on otherwise idle cores."""
+    pair = _pair(results, clients)
+    if pair is None or not pair[0].cpu_ms_per_request or pair[1].cpu_ms_per_request is None:
         return None
-    return round(batched[-1].requests_per_s / single[-1].requests_per_s, 2)
+    return round(pair[1].cpu_ms_per_request / pair[0].cpu_ms_per_request, 2)
 
 
 def run_local(
@@ -245,4 +286,7 @@ def run_local(
 
 
 def to_json(results: Sequence[LoadResult], clients: int) -> dict[str, object]:
-    return {"results": [asdict(r) for r in results], "speedup_at": clients, "speedup": speedup(results, clients)}
+    return {
+        "results": [asdict(r) for r in results], "speedup_at": clients, "speedup": speedup(results, clients),
+        "cpu_speedup": cpu_speedup(results, clients),
+    }

@@ -97,15 +97,25 @@ def bench_http(
 ) -> None:
     """Measure POST /v1/describe: requests/s, p50 and p99 latency at each client count.
 
-    Without --url it starts `personvlm serve` on a free loopback port twice: with batching (--max-batch,
-    --max-wait-ms) at every client count, then with max_batch=1 at the highest.
+    Without --url it starts two `personvlm serve` processes on free loopback ports, one batching (--max-batch,
+    --max-wait-ms) and one with max_batch=1, and measures the batching one at every client count.
 
-    It prints the throughput ratio of the two at the highest client count (bar: >= 2x).
+    At the highest client count it alternates between the two servers for --rounds rounds and prints the
+    throughput ratio (bar: >= 2x), so a change in background load affects both sides alike.
     """
     import asyncio
     import os
 
-    from personvlm.serving.bench_http import BenchError, LoadResult, measure, person_jpeg, run_local, speedup, to_json
+    from personvlm.serving.bench_http import (
+        BenchError,
+        LoadResult,
+        cpu_speedup,
+        measure,
+        person_jpeg,
+        run_local,
+        speedup,
+        to_json,
+    )
 
     if style not in ("compact", "natural"):
         raise typer.BadParameter(f"expected compact or natural, got {style!r}", param_hint="--style")
@@ -136,14 +146,24 @@ def bench_http(
         sys.stdout.write("\n")
         return
     table = Table(title=f"POST /v1/describe (style={style})")
-    for col in ("server", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms", "mean batch"):
+    columns = ("server", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms", "mean batch", "CPU ms/req",
+               "RSS MB")
+    for col in columns:
         table.add_column(col, justify="left" if col == "server" else "right", no_wrap=True)
+
+    def opt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
     for r in results:
         table.add_row(r.label, str(r.clients), str(r.requests), str(r.errors), f"{r.requests_per_s:.1f}",
-                      f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", "-" if r.mean_batch is None else f"{r.mean_batch:.1f}")
-    console = Console()
+                      f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", opt(r.mean_batch), opt(r.cpu_ms_per_request),
+                      opt(r.rss_mb))
+    console = Console() if sys.stdout.isatty() else Console(width=130)  # a log file gets the whole table
     console.print(table)
     ratio = speedup(results, top)
     if ratio is not None:
         verdict = "[green]meets[/green]" if ratio >= 2.0 else "[red]misses[/red]"
-        console.print(f"batching speed-up at {top} clients: {ratio:.2f}x ({verdict} the >= 2x bar)")
+        console.print(f"batching speed-up at {top} clients: {ratio:.2f}x requests/s ({verdict} the >= 2x bar)")
+    cpu_ratio = cpu_speedup(results, top)
+    if cpu_ratio is not None:
+        console.print(f"server CPU per request, max_batch=1 / batching: {cpu_ratio:.2f}x")

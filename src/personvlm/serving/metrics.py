@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 # Batch sizes are small integers; powers of two show whether batches actually fill.
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -50,11 +58,13 @@ class BatcherMetrics:
 
 @dataclass
 class HttpMetrics:
-    """Per-route request counts by status and latency, for the API's own ``/metrics``."""
+    """Per-route request counts by status and latency, for the API's own ``/metrics``, plus the
+    standard ``process_*`` metrics (CPU seconds, resident memory) of the serving process."""
 
     registry: CollectorRegistry
 
     def __post_init__(self) -> None:
+        ProcessCollector(registry=self.registry)
         self.requests = Counter(
             "personvlm_http_requests", "HTTP requests by route and status", ["route", "status"], registry=self.registry
         )
