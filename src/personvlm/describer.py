@@ -108,11 +108,13 @@ class Describer:
     @classmethod
     def tiny(cls, seed: int = 0) -> Describer:
         """A randomly initialised tiny model (tiny CNN, 2 layers, width 64) for tests: no weights needed."""
-        torch.manual_seed(seed)
         vocab = schema_vocab()
         config = ModelConfig(encoder="tiny_cnn", pretrained=False, width=64, layers=2, heads=4,
                              vocab_size=len(vocab), max_len=128, dropout=0.0)
-        return cls(PersonVLM(config), vocab, model_version=f"tiny-seed{seed}", max_batch=8,
+        with torch.random.fork_rng():  # seed the weights without resetting the caller's RNG
+            torch.manual_seed(seed)
+            model = PersonVLM(config)
+        return cls(model, vocab, model_version=f"tiny-seed{seed}", max_batch=8,
                    generation=GenerationConfig(max_new_tokens=32))
 
     def save_pretrained(self, directory: str | Path) -> Path:
