@@ -123,7 +123,9 @@ def _person_sentence(v: Mapping[str, Any], rng: random.Random, scene: Mapping[st
     subject = f"{_FRAMED[orientation]} {article(noun)}" if framed else article(noun)
     if v["hair_length"] not in ("bald", UNKNOWN) and v["hair_color"] != UNKNOWN and rng.random() < 0.4:
         subject += f" with {_words(v['hair_length'], v['hair_color'])} hair"  # "a male adult with black hair"
-    tail = [rng.choice(_MOTION[motion])] if motion != UNKNOWN else []
+    # a child "riding a scooter" reads as a kick scooter (MSP60K's skateboard class): name the motor
+    phrases = _MOTION[motion][1:] if motion == "riding scooter" and v["age"] == "child" else _MOTION.get(motion)
+    tail = [rng.choice(phrases)] if phrases else []
     if orientation != UNKNOWN and not framed:
         if orientation == "back" and motion == "walking" and rng.random() < 0.5:
             tail = ["walking away from the camera"]

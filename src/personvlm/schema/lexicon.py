@@ -111,7 +111,9 @@ MOTIONS: dict[str, tuple[str, ...]] = {
     "riding scooter": ("riding a scooter", "riding a motorcycle", "on a scooter", "scooter", "motorcycle",
                        "motorbike", "moped", "e-bike", "electric bike", "electric bicycle", "motor scooter",
                        "electric scooter", "electric vehicle"),
-    "riding skateboard": ("riding a skateboard", "skateboarding", "skateboard", "on a skateboard"),
+    # MSP60K's class is the Chinese 滑板车, a kick scooter, as well as a skateboard.
+    "riding skateboard": ("riding a skateboard", "skateboarding", "skateboard", "on a skateboard", "kick scooter",
+                          "kick-scooter", "push scooter"),
 }
 # Nouns that name a garment without its type ("red bottoms", "black footwear"): colours attach
 # to them while the type stays unknown.

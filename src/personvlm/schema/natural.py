@@ -34,7 +34,7 @@ _PERSON_NOUNS: dict[tuple[str, str], str] = {
 }
 _BUILD_WORDS = {"fat": "a heavy build", "normal": "an average build", "thin": "a thin build"}
 _MOTION_WORDS = {"walking": "walking", "running": "running", "standing": "standing", "sitting": "sitting",
-                 "riding bicycle": "riding a bicycle", "riding scooter": "riding a scooter",
+                 "riding bicycle": "riding a bicycle", "riding scooter": "riding a motor scooter",
                  "riding skateboard": "riding a skateboard"}
 _POSE_WORDS = {"calling": "making a call", "smoking": "smoking", "hands behind back": "with hands behind the back",
                "arms crossed": "with arms crossed"}

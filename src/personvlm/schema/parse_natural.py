@@ -303,8 +303,8 @@ _HAIRED = re.compile(r"\b([\w]+)[- ]haired\b")
 _HEADWEAR = PhraseFinder({
     "helmet": ("helmet", "hard hat"),
     "cap": ("cap", "baseball cap", "visor", "peaked cap"),
-    "hat": ("hat", "beanie", "headscarf", "head scarf", "hood (?:is )?(?:up|pulled up|over)", "head covering",
-            "headwear", "headgear", "beret", "toque", "bonnet", "headband", "turban", "hijab", "chef's hat"),
+    "hat": ("hat", "beanie", "hood (?:is )?(?:up|pulled up|over)", "headwear", "headgear", "beret", "toque",
+            "bonnet", "turban", "chef's hat"),
 })
 _ACCESSORIES: dict[str, PhraseFinder] = {
     "glasses": PhraseFinder({"yes": ("glasses", "sunglasses", "spectacles", "eyeglasses", "goggles",
@@ -434,8 +434,9 @@ def parse_natural(text: str) -> PersonDescription:
     dresses = [m for m in upper_mentions if m.value == "dress"]
     upper = _by_priority([m for m in upper_mentions if m.value != "dress"], _UPPER_PRIORITY) or \
         (dresses[0] if dresses else None)
-    lower_items = [_skirt_length(m) for m in lower_mentions if m.value not in ("dress", GENERIC)]
-    lower_items += [m for m in lower_mentions if m.value == GENERIC]  # "red bottoms": a colour, no type
+    named = [_skirt_length(m) for m in lower_mentions if m.value not in ("dress", GENERIC)]
+    # "red bottoms": a colour and no type, used only when no garment is named
+    lower_items = named or [m for m in lower_mentions if m.value == GENERIC]
     jeans = [m for m in lower_items if m.value == "jeans"]
     # "trousers or jeans", "trousers and jeans": the specific word names the garment.
     # A dress worn with a separate top is the outer lower garment ("a shirt, and a dress over
@@ -468,6 +469,8 @@ def parse_natural(text: str) -> PersonDescription:
     values["pose"] = tuple({m.value for m in found(_POSE)})
     motion = _by_priority(found(_MOTION), _MOTION_PRIORITY)
     values["motion"] = motion.value if motion else UNKNOWN
+    if values["motion"] == "riding scooter" and values["age"] == "child" and motion and motion.text == "scooter":
+        values["motion"] = "riding skateboard"  # a child's scooter is a kick scooter, not a motor scooter
 
     if values["gender"] == UNKNOWN and _looks_female(values):
         values["gender"] = "female"
