@@ -93,3 +93,27 @@ def test_bad_vocab_files_are_named(tmp_path, content, expected):
 def test_missing_vocab_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="vocab.json"):
         Vocab.load(tmp_path / "vocab.json")
+
+
+def test_vocab_command_reports_oov_and_names_bad_lines(tmp_path):
+    from typer.testing import CliRunner
+
+    from personvlm.cli import app
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("\n".join(json.dumps(r) for r in [
+        {"image": "a.jpg", "answer": "A man in a red jacket.", "compact": "male adult, red jacket"},
+        {"image": "b.jpg", "answer": "A woman in a red coat."},
+    ]) + "\n")
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"answer": "A man in a green jacket."}) + "\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["data", "vocab", str(train), "--check", str(other), "--out", str(tmp_path / "v.json")])
+    assert result.exit_code == 0, result.output
+    assert "green (1)" in result.stdout and "14.2857%" in result.stdout  # 1 of 7 tokens
+    assert "jacket" in Vocab.load(tmp_path / "v.json")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"answer": "ok"}\n{broken\n{"image": "x.jpg"}\n')
+    result = runner.invoke(app, ["data", "vocab", str(bad)])
+    assert result.exit_code == 1
+    assert "bad.jsonl:2: not valid JSON" in result.stderr and "bad.jsonl:3: no caption text" in result.stderr

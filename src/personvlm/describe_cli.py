@@ -32,11 +32,11 @@ from personvlm.models.personvlm import PersonVLM
 STYLE_HELP = "Caption style: compact (schema phrases) or natural (MSP60K-like sentences)."
 
 
-def _load(model: Path | None, console: Console) -> Describer:
+def _load(model: Path | None) -> Describer:
     try:
         return Describer.from_pretrained(model)
     except (ModelNotFoundError, CheckpointError, ConfigError, VocabError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -52,10 +52,9 @@ def describe(
     clear error line (on stderr, and as {"image", "error"} with --json) while the other images are
     still described. The exit status is 1 when any image failed.
     """
-    err = Console(stderr=True)
     if style not in ("compact", "natural"):
         raise typer.BadParameter(f"expected compact or natural, got {style!r}", param_hint="--style")
-    describer = _load(model, err)
+    describer = _load(model)
     decoded: list[tuple[Path, Image.Image]] = []
     failed = 0
     for path in images:
@@ -63,7 +62,7 @@ def describe(
             decoded.append((path, load_image(path)))
         except ImageError as exc:
             failed += 1
-            err.print(f"[red]error:[/red] {exc}")
+            typer.echo(f"error: {exc}", err=True)
             if as_json:
                 print(json.dumps({"image": str(path), "error": exc.reason}))
     results = describer.describe([img for _, img in decoded], style=style) if decoded else []
@@ -116,7 +115,7 @@ def bench(
     torch.set_num_threads(threads)
     directory = model if model is not None else default_model_dir()
     if model is not None or (directory / CONFIG_FILE).is_file():
-        describer = _load(directory, console)
+        describer = _load(directory)
         label = f"{directory} ({describer.model_version})"
     else:
         torch.manual_seed(0)

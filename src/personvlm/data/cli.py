@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
+from personvlm.data.vocab_cli import vocab
 from personvlm.evaluation.cli import real_eval
 
 app = typer.Typer(no_args_is_help=True)
 app.command("real-eval")(real_eval)
+app.command("vocab")(vocab)
 
 
 @app.command("validate")
