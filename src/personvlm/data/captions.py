@@ -61,7 +61,7 @@ _SHOES = {"leather": ("leather shoes",), "casual": ("casual shoes", "sneakers", 
           "sandals": ("sandals", "slippers"), "other": (SHOE_WORDS["other"],)}
 _HELD = {"phone": ("a phone", "a mobile phone"), "umbrella": ("an umbrella",), "cup": ("a cup", "a bottle")}
 _BAGS = {"backpack": ("a backpack",), "shoulder bag": ("a shoulder bag", "a crossbody bag"),
-         "handbag": ("a handbag", "a purse"), "plastic bag": ("a plastic bag", "a plastic shopping bag"),
+         "handbag": ("a handbag", "a tote bag"), "plastic bag": ("a plastic bag", "a plastic shopping bag"),
          "paper bag": ("a paper bag",), "suitcase": ("a suitcase",), "other bag": ("a bag of another kind",)}
 _NEGATIVES = {
     "bags": ("{S} is not carrying a bag.", "No bag is visible."),

@@ -171,11 +171,13 @@ _SET_MAP: tuple[tuple[int, str, str], ...] = tuple(
 # MSP60K's "Shirt" is its generic top, labelled *instead of* a sleeve length: in val.jsonl 477
 # of 520 Shirt rows have neither sleeve label, and captions say "shirt", "sweater", "jacket" or
 # "coat" without a sleeve length for them, while "short-sleeved shirt" rows are labelled Short
-# sleeves (19 of 409 also Shirt). So a shirt-like or outer top of unknown sleeve length sets it.
+# sleeves (19 of 409 also Shirt). So a shirt-like or outer top of unknown sleeve length sets it,
+# and so does a long-sleeved shirt (about half of "long-sleeved shirt" rows are labelled Shirt).
 # MSP60K's "Vest" (Chinese 背心) is any sleeveless top, so a sleeveless shirt or t-shirt sets it too.
 # (one_hot index, upper types, sleeve lengths): the label is set when both match.
 _UPPER_RULES: tuple[tuple[int, frozenset[str], frozenset[str]], ...] = (
     (22, frozenset({"shirt", "sweater", "hoodie", "jacket", "coat", "suit"}), frozenset({UNKNOWN})),
+    (22, frozenset({"shirt"}), frozenset({"long"})),
     (25, frozenset({"shirt", "t-shirt"}), frozenset({"sleeveless"})),
 )
 _SHIRT_INDEX = 22

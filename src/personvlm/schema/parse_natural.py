@@ -360,6 +360,9 @@ _LONG_SKIRT_AFTER = re.compile(r"^[^.,]{0,30}\b(?:to|below|past|reaches|reaching
                                r"shins?|floor)")
 
 
+_BAG_OR = re.compile(r"\bbags? or (?:a |an |possibly |maybe |perhaps )?$")
+
+
 def _skirt_length(mention: Mention) -> Mention:
     """A bare "skirt" is short unless its phrase or the words after it say it is long."""
     if mention.text.startswith("skirt") and (_LONG_SKIRT.search(_noun_phrase(mention.before).replace(",", " "))
@@ -464,7 +467,8 @@ def parse_natural(text: str) -> PersonDescription:
     values["shoes_type"] = shoe_type or UNKNOWN
     values["shoes_color"] = next((c for c in (_modifier(_COLOR, m.before) for m in shoes) if c), UNKNOWN)
 
-    values["bags"] = tuple({m.value for m in found(_BAGS)})
+    # "a bag or backpack", "a shoulder bag or backpack": the alternative after "or" is a guess
+    values["bags"] = tuple({m.value for m in found(_BAGS) if not _BAG_OR.search(m.before)})
     values["held"] = tuple({m.value for m in found(_HELD)})
     values["pose"] = tuple({m.value for m in found(_POSE)})
     motion = _by_priority(found(_MOTION), _MOTION_PRIORITY)
