@@ -8,7 +8,14 @@ import torch
 from PIL import Image
 
 from personvlm.data.transforms import letterbox, preprocess
-from personvlm.describer import MODEL_ENV, Describer, ModelNotFoundError, contradicts, default_model_dir
+from personvlm.describer import (
+    MODEL_ENV,
+    Describer,
+    ModelNotFoundError,
+    contradicts,
+    default_model_dir,
+    sentence_case,
+)
 from personvlm.models.checkpoint import CheckpointError
 from personvlm.schema import NAMES, UNKNOWN, PersonDescription, parse
 
@@ -124,6 +131,12 @@ def test_contradiction_rule_for_natural_captions():
     assert contradicts("female adult", structure)
     assert not contradicts("male adult, red top", structure)
     assert not contradicts("", structure)  # silence is not a contradiction
+
+
+def test_sentence_case_for_natural_captions():
+    assert sentence_case("the image shows a man. he is walking fast!  she? no") == \
+        "The image shows a man. He is walking fast!  She? No"
+    assert sentence_case("") == ""
 
 
 def test_natural_captions_never_contradict_the_heads(describer):

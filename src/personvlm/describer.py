@@ -20,6 +20,7 @@ How caption and structure agree (the product promises they never contradict):
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -155,9 +156,14 @@ class Describer:
         prompt = [self.vocab.bos_id, self.vocab.style_id(style)]
         budget = min(self.generation.max_new_tokens, self.config.max_len - len(prompt))
         ids = generate(self.model, visual, prompt, replace(self.generation, max_new_tokens=budget))
-        texts = [self.vocab.decode(row) for row in ids]
+        texts = [sentence_case(self.vocab.decode(row)) for row in ids]
         return [text if not contradicts(text, s) else to_text(s, "natural")
                 for text, s in zip(texts, structures, strict=True)]
+
+
+def sentence_case(text: str) -> str:
+    """Capitalise sentence starts (the vocabulary is lower-case): "the image shows. he" -> "The image shows. He"."""
+    return re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), text)
 
 
 def contradicts(caption: str, structure: PersonDescription) -> bool:
