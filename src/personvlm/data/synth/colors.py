@@ -16,14 +16,14 @@ RGB = tuple[int, int, int]
 
 # name: (hue range in degrees, saturation range, value range)
 _BANDS: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
-    "black": ((0, 360), (0.0, 0.25), (0.07, 0.24)),
+    "black": ((0, 360), (0.0, 0.25), (0.02, 0.22)),  # real black coats measure V 0.00..0.18
     "white": ((0, 360), (0.0, 0.07), (0.80, 0.98)),
-    "gray": ((0, 360), (0.0, 0.08), (0.40, 0.66)),
+    "gray": ((0, 360), (0.0, 0.12), (0.32, 0.68)),
     "red": ((-10, 8), (0.60, 0.95), (0.50, 0.92)),
     "orange": ((18, 32), (0.70, 1.0), (0.80, 1.0)),
     "yellow": ((46, 58), (0.60, 0.95), (0.82, 1.0)),
     "green": ((90, 150), (0.40, 0.85), (0.35, 0.80)),
-    "blue": ((200, 232), (0.25, 0.85), (0.40, 0.95)),  # pale sky blue to navy
+    "blue": ((190, 232), (0.15, 0.85), (0.40, 1.0)),  # pale sky blue (S 0.15, V 1.0 in real crops) to navy
     "purple": ((268, 292), (0.40, 0.75), (0.38, 0.78)),
     "pink": ((322, 348), (0.28, 0.60), (0.85, 1.0)),
     "brown": ((18, 32), (0.45, 0.75), (0.26, 0.50)),
@@ -50,6 +50,12 @@ def _from_band(rng: np.random.Generator, band: tuple[tuple[float, float], ...]) 
 def shade(rng: np.random.Generator, name: str) -> RGB:
     """A random RGB shade inside the band of the colour ``name``."""
     return _from_band(rng, _BANDS[name])
+
+
+def denim_shade(rng: np.random.Generator) -> RGB:
+    """Blue denim: less saturated than other blue cloth (worn jeans in real crops measure
+    S 0.05..0.45), so jeans look like jeans and not like blue trousers."""
+    return _from_band(rng, ((205, 228), (0.12, 0.45), (0.35, 0.78)))
 
 
 def hair_shade(rng: np.random.Generator, name: str) -> RGB:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from personvlm.data.synth.colors import RGB, hair_shade, mix, scale, shade, skin_tone
+from personvlm.data.synth.colors import RGB, denim_shade, hair_shade, mix, scale, shade, skin_tone
 from personvlm.data.synth.draws import pick
 from personvlm.data.synth.skeleton import Pt, Skeleton, build
 
@@ -167,6 +167,8 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
         "black", "brown", "blonde", "gray", "white", "red") else scale(skin, 0.8)
     upper_rgb = shade(rng, values["upper_color"])
     lower_rgb = shade(rng, values["lower_color"]) if values["lower_type"] != "dress" else upper_rgb
+    if values["lower_type"] == "jeans" and values["lower_color"] == "blue":
+        lower_rgb = denim_shade(rng)
     shoe_rgb = shade(rng, values["shoes_color"])
     glove_rgb = shade(rng, "black" if rng.random() < 0.6 else pick(rng, ["gray", "brown", "blue", "red"]))
     hand_rgb = glove_rgb if values["gloves"] == "yes" else skin
@@ -425,9 +427,14 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB)
     eye = (25, 20, 20, 255)
     if s.view == "side":  # nose bump and a profile
         p.ellipse((hx + f * rx * 0.95, hy + ry * 0.1), rx * 0.2, ry * 0.15, skin)
+    # Many women's "short" hair is a chin-length bob: fuller at the sides than a man's cut.
+    bob = hl == "short" and v["gender"] == "female" and p.rng.random() < 0.6
+    if bob:
+        for sgn in ((-f,) if s.view == "side" else (-1, 1)):
+            p.ellipse((hx + sgn * rx * 0.85, hy + ry * 0.15), rx * 0.42, ry * 0.8, hair)
     if hl != "bald":
         if s.view == "back":
-            p.ellipse((hx, hy - ry * 0.05), rx * 1.03, ry * 0.98, hair)
+            p.ellipse((hx, hy - ry * 0.05), rx * 1.03 * (1.1 if bob else 1.0), ry * (1.1 if bob else 0.98), hair)
         elif s.view == "side":
             p.poly([(hx - f * rx * 1.05, hy + ry * 0.55), (hx - f * rx * 1.05, hy - ry * 0.3),
                     (hx - f * rx * 0.2, hy - ry * 1.05), (hx + f * rx * 0.85, hy - ry * 0.6),

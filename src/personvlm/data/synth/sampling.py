@@ -246,7 +246,9 @@ def sample_outfit(rng: np.random.Generator, marginals: Marginals,
         v["headwear"] = "helmet"
     # Hands: a rider holds the handlebars, a runner carries little, and no hand holds two things.
     _settle_hands(v, forced, riding, rng)
-    plain_top = v["upper_type"] in ("suit", "chef uniform", "graduation gown")
+    # Coats and jackets are nearly always plain cloth; shirts and sweaters carry the patterns.
+    plain_top = v["upper_type"] in ("suit", "chef uniform", "graduation gown", "uniform") or (
+        v["upper_type"] in (*WINTER_TOPS, "jacket") and rng.random() < 0.85)
     v["_texture_upper"] = forced.get("_texture_upper", "plain" if plain_top else _choice(rng, m.texture))
     plain_legs = v["lower_type"] in ("jeans", "trousers") and rng.random() < 0.9
     v["_texture_lower"] = forced.get("_texture_lower", "plain" if plain_legs else _choice(rng, m.texture))
