@@ -229,19 +229,19 @@ def degrade(img: Image.Image, out_size: tuple[int, int], rng: np.random.Generato
 
     ow, oh = out_size
     r = rng.random()
-    if r < 0.3:  # seen from far away: sampled small, blown up
+    if r < 0.25:  # seen from far away: sampled small, blown up
         small_h = int(rng.integers(28, 56))
         small = (max(8, round(small_h * ow / oh)), small_h)
         img = img.resize(small, Image.BILINEAR).resize(out_size, Image.BILINEAR)
         quality.append("low-resolution")
     else:
         img = img.resize(out_size, Image.BILINEAR if oh > img.height else Image.BOX)
-    if rng.random() < 0.35:
+    if rng.random() < 0.3:
         radius = rng.uniform(0.6, 1.8) * oh / 128
         img = img.filter(ImageFilter.BoxBlur(radius)) if radius >= 0.5 else img
         if radius > 1.0:
             quality.append("blurry")
-    sigma = weighted(rng, [0.0, 2.0, 4.0, 7.0, 11.0], [0.2, 0.3, 0.25, 0.15, 0.1])
+    sigma = weighted(rng, [0.0, 2.0, 4.0, 7.0, 11.0], [0.35, 0.3, 0.2, 0.1, 0.05])
     if sigma:
         arr = np.asarray(img, np.float32) + _noise(rng, oh, ow, float(sigma))
         img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))

@@ -142,7 +142,8 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
     spread = hip_half * 0.5 if not side else 0.0
 
     # --- legs: foot targets per motion --------------------------------------------------
-    phase = rng.uniform(-1, 1)
+    # Gait phase: most frames of a walk show the legs well apart, few the moment they pass.
+    phase = rng.uniform(0.35, 1.0) * (1 if rng.random() < 0.5 else -1)
     if motion == "running" and side:
         # One foot strikes the ground ahead, the other kicks up behind.
         reach = leg_len * (0.25 + 0.2 * abs(phase))
@@ -151,13 +152,14 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
         feet = [kick, strike] if phase > 0 else [strike, kick]
     elif motion in ("walking", "running"):
         if side:
-            stride = leg_len * 0.3 * phase
+            stride = leg_len * 0.36 * phase
             feet = [(hip_x - fwd * stride, ground - ankle_h - leg_len * 0.03 * max(0.0, phase)),
                     (hip_x + fwd * stride, ground - ankle_h - leg_len * 0.03 * max(0.0, -phase))]
         else:
-            lift = leg_len * (0.05 if motion == "walking" else 0.12) * phase
-            feet = [(hip_x - spread * 1.1, ground - ankle_h - max(0.0, lift)),
-                    (hip_x + spread * 1.1, ground - ankle_h - max(0.0, -lift))]
+            # Seen from the front a stride shows as one foot lower (nearer) than the other.
+            lift = leg_len * (0.08 if motion == "walking" else 0.15) * phase
+            feet = [(hip_x - spread * 1.2, ground - ankle_h - max(0.0, lift)),
+                    (hip_x + spread * 1.2, ground - ankle_h - max(0.0, -lift))]
     elif motion == "sitting":
         seat_y = ground - shin - ankle_h * 0.6
         hip_y = seat_y
@@ -255,8 +257,8 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
             else:
                 target = (sh[0] + out * shoulder_half * 0.2, sh[1] + upper * 1.0)
         elif job == "pocket":  # hand in a coat pocket at the hip, not visible
-            target = (sh_x + out * shoulder_half * 0.75 if not side else sh[0] + fwd * u * 0.03,
-                      hip_y - u * 0.03)
+            target = (sh[0] - out * shoulder_half * 0.12 if not side else sh[0] + fwd * u * 0.03,
+                      hip_y + u * 0.01)
         elif job == "hold":  # a bag in the hand: arm hangs straight
             target = (sh[0] + out * shoulder_half * 0.25 if not side else sh[0] + fwd * upper * 0.05,
                       sh[1] + upper + fore)
