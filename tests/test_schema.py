@@ -102,8 +102,8 @@ def test_one_hot_round_trip_on_a_labelled_description() -> None:
     oh = to_one_hot(d)
     assert len(oh) == ONE_HOT_LEN == 58
     on = {ONE_HOT_NAMES[i] for i, v in enumerate(oh) if v}
-    assert on == {"Male", "Adult", "Black hair", "Long sleeves", "Jacket", "Jeans", "Casual shoes",
-                  "Backpack", "Walking", "Front"}
+    assert on == {"Male", "Adult", "Black hair", "Long sleeves", "Jacket", "Jeans", "Trousers", "Casual shoes",
+                  "Backpack", "Walking", "Front"}  # MSP60K labels jeans as Trousers too
     assert to_one_hot(from_one_hot(oh)) == oh
 
 
@@ -126,5 +126,7 @@ def test_one_hot_round_trip_on_real_msp60k_labels() -> None:
     for r in rows:
         back = to_one_hot(from_one_hot(r["one_hot"]))
         lost = [i for i in range(58) if back[i] != r["one_hot"][i]]
-        # only bits lost from multiply-marked exclusive groups, never invented ones
-        assert all(r["one_hot"][i] == 1 for i in lost)
+        # only bits lost from multiply-marked exclusive groups; the only invented ones are those the
+        # mapping implies (jeans are also Trousers, a top of unknown sleeve length is MSP60K's Shirt)
+        invented = {ONE_HOT_NAMES[i] for i in lost if r["one_hot"][i] == 0}
+        assert invented <= {"Trousers", "Shirt"}

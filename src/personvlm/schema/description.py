@@ -140,7 +140,7 @@ ONE_HOT_LEN = len(ONE_HOT_NAMES)  # 58
 # (one_hot index, attribute, our value that sets it). Several of our values may map to one
 # MSP60K label ("Short sleeves" covers sleeveless vests; "Dress" is set by a dress worn as the
 # top or the bottom; jeans are also "Trousers", as in 78% of val.jsonl rows whose caption says
-# jeans); the first row per index is used when reading one_hot.
+# jeans, so Jeans is read before Trousers); the first row per index is used when reading one_hot.
 # "Shirt" (index 22) is not in this table: see _UPPER_RULES.
 _EXCLUSIVE_MAP: tuple[tuple[int, str, str], ...] = (
     (0, "gender", "female"), (1, "gender", "male"),
@@ -155,8 +155,8 @@ _EXCLUSIVE_MAP: tuple[tuple[int, str, str], ...] = (
     (23, "upper_type", "jacket"), (24, "upper_type", "suit"), (25, "upper_type", "vest"),
     (26, "upper_type", "cotton-padded coat"), (27, "upper_type", "coat"),
     (28, "upper_type", "graduation gown"), (29, "upper_type", "chef uniform"),
-    (30, "lower_type", "trousers"), (30, "lower_type", "jeans"), (31, "lower_type", "shorts"),
-    (32, "lower_type", "jeans"),
+    (32, "lower_type", "jeans"), (30, "lower_type", "trousers"), (30, "lower_type", "jeans"),
+    (31, "lower_type", "shorts"),
     (33, "lower_type", "long skirt"), (34, "lower_type", "short skirt"), (35, "lower_type", "dress"),
     (35, "upper_type", "dress"),
     (36, "shoes_type", "leather"), (37, "shoes_type", "casual"), (38, "shoes_type", "boots"),

@@ -109,9 +109,10 @@ MOTIONS: dict[str, tuple[str, ...]] = {
     "sitting": ("sitting", "seated", "sits", "squatting", "crouching"),
     "riding bicycle": ("riding a bicycle", "riding a bike", "on a bicycle", "cycling", "bicycle", "bike",
                        "pedaling", "tricycle"),
-    "riding scooter": ("riding a scooter", "riding a motorcycle", "on a scooter", "scooter", "motorcycle",
-                       "motorbike", "moped", "e-bike", "electric bike", "electric bicycle", "motor scooter",
-                       "electric scooter", "electric vehicle"),
+    # a bare "motorcycle" is usually parked in the background; riding one is said
+    "riding scooter": ("riding a scooter", "on a scooter", "scooter", "moped", "e-bike", "motor scooter",
+                       "electric scooter", "(?:riding|on) (?:a|an|the|his|her|their) (?:motorcycle|motorbike|"
+                       "electric bike|electric bicycle|electric vehicle)"),
     # MSP60K's class is the Chinese 滑板车, a kick scooter, as well as a skateboard.
     "riding skateboard": ("riding a skateboard", "skateboarding", "skateboard", "on a skateboard", "kick scooter",
                           "kick-scooter", "push scooter"),
