@@ -416,3 +416,33 @@ def test_shutdown_finishes_requests_in_flight() -> None:
     sender.join(10)
     assert slow.calls and [r.status_code for r in responses] == [200]
     assert not app.state.service.batcher.running
+
+
+class PoisonDescriber(FakeDescriber):
+    """Fails any model call that contains a pure-green image (a stand-in for a model bug)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts: list[int] = []  # batch size of every call, failed ones included
+
+    def describe(self, images: Sequence[Image.Image], style: str = "compact") -> list[PersonDescription]:
+        self.attempts.append(len(images))
+        if any(img.resize((1, 1)).getpixel((0, 0)) == (0, 255, 0) for img in images):
+            raise RuntimeError("model blew up")
+        return super().describe(images, style)
+
+
+def test_model_failure_on_one_image_fails_only_that_image() -> None:
+    poison = PoisonDescriber()
+    with TestClient(create_app(poison, settings(api_key=None, max_batch=8, max_wait_ms=50))) as tc:
+        items = [{"image_base64": b64(png_bytes(c))} for c in ((200, 0, 0), (0, 255, 0), (0, 0, 200))]
+        r = tc.post("/v1/describe/batch", json={"items": items})
+        single = tc.post("/v1/describe", **multipart(png_bytes((0, 255, 0)), "green.png"))
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [res["error"]["error"] if res["error"] else res["result"]["attributes"]["upper_color"]["value"]
+            for res in results] == ["red", "inference_failed", "blue"]
+    assert "model blew up" in results[1]["error"]["detail"]
+    assert poison.attempts[:4] == [3, 1, 1, 1]  # batched together first, then retried one by one
+    assert single.status_code == 500 and single.json()["error"] == "inference_failed"
+    assert "upload 'image' (green.png)" in single.json()["detail"]

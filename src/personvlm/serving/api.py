@@ -138,7 +138,7 @@ async def run_job(service: Service, upload: Upload, style: str, started: float) 
         code = "unavailable" if isinstance(exc, BatcherClosed) else "overloaded"
         raise ApiError(503, code, str(exc), {"Retry-After": str(int(exc.retry_after))}) from None
     except Exception as exc:
-        log.exception("inference failed for %s", upload.source)
+        log.exception("inference failed", extra={"fields": {"source": upload.source, **upload.event}})
         raise ApiError(500, "inference_failed", f"the model failed on {upload.source}: {exc}") from None
     latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
     event_id = upload.event.get("event_id")
@@ -168,7 +168,7 @@ async def store_result(
     try:
         await run_in_threadpool(store.upsert, [record])
     except StoreError as exc:
-        log.error("store write failed for event %s: %s", record.event_id, exc)
+        log.error("store write failed", extra={"fields": {"event_id": record.event_id, "error": str(exc)}})
         raise ApiError(503, "store_unavailable", f"described, but not stored: {exc}", {"Retry-After": "5"}) from None
 
 
@@ -341,11 +341,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.batcher.start()
-        log.info(
-            "serving model %s: max_batch=%d max_wait_ms=%s queue_size=%d auth=%s",
-            describer.model_version, service.batcher.max_batch, settings.max_wait_ms, settings.queue_size,
-            "on" if settings.api_key else "off",
-        )
+        fields = {
+            "model_version": describer.model_version, "max_batch": service.batcher.max_batch,
+            "max_wait_ms": settings.max_wait_ms, "queue_size": settings.queue_size, "auth": bool(settings.api_key),
+            "store": store is not None,
+        }
+        log.info("http api ready", extra={"fields": fields})  # personvlm.serving.jsonlog puts fields in the line
         try:
             yield
         finally:
