@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from personvlm.data.synth.draws import weighted
-from personvlm.schema import BY_NAME, COLORS, HAIR_COLORS, UNKNOWN, PersonDescription, from_one_hot
+from personvlm.schema import BY_NAME, COLORS, HAIR_COLORS, ONE_HOT_NAMES, UNKNOWN
 from personvlm.schema.description import ONE_HOT_LEN
 
 DEFAULT_MARGINALS = Path(__file__).resolve().parent.parent / "marginals.json"
@@ -328,39 +328,65 @@ def one_hots_from_jsonl(path: str | Path) -> list[list[int]]:
     return rows
 
 
+# Our value -> MSP60K label name, per attribute the renderer samples from MSP60K frequencies.
+_MSP_LABELS: dict[str, dict[str, str]] = {
+    "gender": {"male": "Male", "female": "Female"},
+    "age": {"child": "Child", "adult": "Adult", "elderly": "Elderly"},
+    "body": {"fat": "Fat", "normal": "Normal", "thin": "Thin"},
+    "orientation": {"front": "Front", "back": "Back", "side": "Side"},
+    "upper_sleeve": {"short": "Short sleeves", "long": "Long sleeves"},
+    "upper_type": {"shirt": "Shirt", "jacket": "Jacket", "suit": "Suit", "vest": "Vest",
+                   "cotton-padded coat": "Cotton-padded coat", "coat": "Coat", "graduation gown": "Graduation gown",
+                   "chef uniform": "Chef uniform"},
+    "lower_type": {"trousers": "Trousers", "shorts": "Shorts", "jeans": "Jeans", "long skirt": "Long skirt",
+                   "short skirt": "Short skirt", "dress": "Dress"},
+    "shoes_type": {"leather": "Leather shoes", "casual": "Casual shoes", "boots": "Boots", "sandals": "Sandals",
+                   "other": "Other shoes"},
+    "motion": {"walking": "Walking", "running": "Running", "standing": "Standing", "riding bicycle": "Riding bicycle",
+               "riding scooter": "Riding scooter", "riding skateboard": "Riding skateboard"},
+    "bags": {b: b.capitalize() for b in BY_NAME["bags"].values},
+    "pose": {p: p.capitalize() for p in BY_NAME["pose"].values},
+    "binary": {"glasses": "Glasses", "mask": "Mask", "scarf": "Scarf", "gloves": "Gloves"},
+}
+
+
 def marginals_from_msp60k(one_hots: Iterable[list[int]], floor: float = 0.03) -> dict[str, Any]:
-    """Derive the marginals JSON from MSP60K one_hot rows (rows with no label in a group are
-    not counted for that group: MSP60K leaves e.g. shoes unlabelled when they are not seen).
+    """Derive the marginals JSON from MSP60K one_hot rows, counting the labels directly.
 
-    MSP60K's coarse labels are split into our finer values with fixed shares (its "Shirt"
-    covers shirts, t-shirts, sweaters and hoodies; "Hat" covers hats and caps). Colours,
-    textures and hair colours other than black are not labelled in MSP60K: those are chosen
-    defaults, dominated by black/gray/blue/white like real street clothing.
+    An exclusive attribute's shares are over the rows that label it (MSP60K leaves e.g. shoes
+    unlabelled when they are not seen). MSP60K's coarse labels are split into our finer values
+    with fixed shares (its "Shirt" covers shirts, t-shirts, sweaters and hoodies; "Hat" covers
+    hats and caps); MSP60K has no "sitting", so it gets half the share of rows without a motion
+    label. Colours, textures, held items and hair colours other than black are not labelled in
+    MSP60K: those are chosen defaults, dominated by black/gray/blue/white like street clothing.
     """
-    rows = [from_one_hot(r) for r in one_hots if len(r) == ONE_HOT_LEN]
-    if not rows:
+    table = np.array([r for r in one_hots if len(r) == ONE_HOT_LEN], dtype=np.int64)
+    if not len(table):
         raise ValueError("no one_hot rows to derive marginals from")
+    n = len(table)
 
-    def freq(name: str, values: Iterable[str], descs: list[PersonDescription]) -> dict[str, float]:
-        counts = {v: sum(d.value(name) == v for d in descs) for v in values}
+    def col(label: str) -> np.ndarray:
+        return table[:, ONE_HOT_NAMES.index(label)]
+
+    def shares(name: str, rows: np.ndarray | None = None) -> dict[str, float]:
+        counts = {v: int(col(label)[rows].sum() if rows is not None else col(label).sum())
+                  for v, label in _MSP_LABELS[name].items()}
         total = sum(counts.values()) or 1
         return {v: round(c / total, 4) for v, c in counts.items()}
 
-    exclusive: dict[str, dict[str, float]] = {}
-    for name in ("gender", "age", "body", "orientation", "lower_type", "shoes_type"):
-        exclusive[name] = freq(name, BY_NAME[name].values, rows)
-    # MSP60K has no "sitting": rows without a motion label are mostly people standing or
-    # sitting still; give sitting the share of unlabelled rows.
-    motion = freq("motion", BY_NAME["motion"].values, rows)
-    unlabelled = sum(d.value("motion") == UNKNOWN for d in rows) / len(rows)
-    motion["sitting"] = round(unlabelled / 2, 4)
-    exclusive["motion"] = motion
-    upper = freq("upper_type", BY_NAME["upper_type"].values, rows)
+    def rates(name: str) -> dict[str, float]:
+        return {v: round(float(col(label).mean()), 4) for v, label in _MSP_LABELS[name].items()}
+
+    exclusive: dict[str, dict[str, float]] = {
+        name: shares(name) for name in ("gender", "age", "body", "orientation", "lower_type", "shoes_type")}
+    motion_labelled = sum(col(label) for label in _MSP_LABELS["motion"].values()) > 0
+    exclusive["motion"] = shares("motion") | {"sitting": round(float(1 - motion_labelled.mean()) / 2, 4)}
+    upper = shares("upper_type")
     shirt = upper.pop("shirt")
     upper |= {"shirt": round(shirt * 0.3, 4), "t-shirt": round(shirt * 0.4, 4), "sweater": round(shirt * 0.15, 4),
               "hoodie": round(shirt * 0.15, 4), "uniform": 0.01}
     exclusive["upper_type"] = {v: upper.get(v, 0.0) for v in BY_NAME["upper_type"].values}
-    exclusive["upper_sleeve"] = freq("upper_sleeve", ("short", "long"), rows) | {"sleeveless": 0.0}
+    exclusive["upper_sleeve"] = shares("upper_sleeve") | {"sleeveless": 0.0}
     exclusive["upper_color"] = {"black": 0.22, "white": 0.13, "gray": 0.11, "red": 0.06, "orange": 0.03,
                                 "yellow": 0.04, "green": 0.05, "blue": 0.14, "purple": 0.03, "pink": 0.05,
                                 "brown": 0.07, "beige": 0.07}
@@ -370,22 +396,24 @@ def marginals_from_msp60k(one_hots: Iterable[list[int]], floor: float = 0.03) ->
     exclusive["shoes_color"] = {"black": 0.35, "white": 0.2, "gray": 0.1, "red": 0.03, "orange": 0.03,
                                 "yellow": 0.03, "green": 0.03, "blue": 0.06, "purple": 0.03, "pink": 0.03,
                                 "brown": 0.08, "beige": 0.03}
-    sets = {name: {v: round(sum(v in d.value(name) for d in rows) / len(rows), 4) for v in BY_NAME[name].values}
-            for name in ("bags", "pose")}
+    sets = {name: rates(name) for name in ("bags", "pose")}
     sets["held"] = {"phone": 0.05, "umbrella": 0.04, "cup": 0.03}
-    binary = {name: round(sum(d.value(name) == "yes" for d in rows) / len(rows), 4) for name in BINARY}
-    hair = {g: freq("hair_length", BY_NAME["hair_length"].values, [d for d in rows if d.value("gender") == g])
-            for g in BY_NAME["gender"].values}
-    black = sum(d.value("hair_color") == "black" for d in rows) / len(rows)
+    binary = rates("binary")
+    # MSP60K marks only "Long hair" and "Bald": the rest of each gender is short-haired.
+    hair = {}
+    for gender, label in _MSP_LABELS["gender"].items():
+        rows = col(label) == 1
+        long, bald = float(col("Long hair")[rows].mean()), float(col("Bald")[rows].mean())
+        hair[gender] = {"short": round(1 - long - bald, 4), "long": round(long, 4), "bald": round(bald, 4)}
+    black = float(col("Black hair").mean())
     rest = 1 - black
     hair_color = {"black": round(black, 4), "brown": round(rest * 0.45, 4), "blonde": round(rest * 0.25, 4),
                   "gray": round(rest * 0.12, 4), "white": round(rest * 0.06, 4), "red": round(rest * 0.12, 4)}
-    hat = sum(d.value("headwear") == "hat" for d in rows) / len(rows)
-    helmet = sum(d.value("headwear") == "helmet" for d in rows) / len(rows)
+    hat, helmet = float(col("Hat").mean()), float(col("Helmet").mean())
     headwear = {"none": round(1 - hat - helmet, 4), "hat": round(hat / 2, 4), "cap": round(hat / 2, 4),
                 "helmet": round(helmet, 4)}
     return {
-        "source": f"MSP60K one_hot of {len(rows)} rows (personvlm data synth-marginals); colours, "
+        "source": f"MSP60K one_hot of {n} rows (personvlm data synth-marginals); colours, "
                   "textures, held items and non-black hair colours are chosen defaults",
         "floor": floor,
         "exclusive": exclusive,
