@@ -206,6 +206,13 @@ def test_cli_synth_and_its_errors(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "nope.json" in bad.output
 
 
+def test_cli_bench_prints_a_json_figure() -> None:
+    result = CliRunner().invoke(app, ["data", "synth-bench", "--n", "4", "--repeats", "1", "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["images_per_s_median"] > 0 and figures["cpu_ms_per_image"] > 0 and figures["n"] == 4
+
+
 def test_marginals_reader_reports_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "labels.jsonl"
     path.write_text(json.dumps({"one_hot": [0, 1] * 29}) + "\n{oops\n" + json.dumps({"one_hot": [1, 0]}) + "\n")

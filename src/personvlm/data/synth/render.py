@@ -147,7 +147,7 @@ def _draw_neighbour(bg: Image.Image, rng: np.random.Generator, marginals: Margin
     """Part of another pedestrian at the crop edge, behind the main person (a crowded scene)."""
     other = sample_outfit(rng, marginals, {"motion": pick(rng, ["walking", "standing"])})
     side = 1 if rng.random() < 0.5 else -1
-    cx = canvas[0] * (0.5 + side * rng.uniform(0.6, 0.85))
+    cx = canvas[0] * (0.5 + side * rng.uniform(0.4, 0.62))  # far enough to be a neighbour, near enough to show
     painter = Painter(canvas, rng)
     draw_person(painter, other, u * rng.uniform(0.85, 1.05), cx, ground - rng.uniform(0, 12),
                 facing_for(other["orientation"], rng))
