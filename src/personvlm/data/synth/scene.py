@@ -197,12 +197,14 @@ def ground_shadow(img: Image.Image, cx: float, y: float, rx: float, strength: fl
 
 LIGHTING = {
     "normal": ((0.95, 1.05), (1.0, 1.0, 1.0)),
-    "dim": ((0.6, 0.78), (1.0, 1.0, 1.0)),
-    "bright": ((1.12, 1.3), (1.0, 1.0, 1.0)),
+    # Gains stay inside what keeps colour names right: dim gray must not sink into the black
+    # band (V <= 0.22), bright gray must not rise into the white band (V >= 0.8).
+    "dim": ((0.7, 0.85), (1.0, 1.0, 1.0)),
+    "bright": ((1.1, 1.2), (1.0, 1.0, 1.0)),
     # casts strong enough to see, weak enough that a white shirt is not yet "light blue"
     "bluish": ((0.8, 1.0), (0.93, 0.98, 1.07)),
     "yellowish": ((0.9, 1.1), (1.07, 1.02, 0.9)),
-    "overexposed": ((1.35, 1.6), (1.0, 1.0, 1.0)),
+    "overexposed": ((1.25, 1.4), (1.0, 1.0, 1.0)),
 }
 
 
