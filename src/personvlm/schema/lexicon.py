@@ -38,7 +38,9 @@ UPPER_TYPES: dict[str, tuple[str, ...]] = {
     "shirt": ("shirt", "button-up shirt", "button-down shirt", "dress shirt", "plaid shirt"),
     "sweater": ("sweater", "sweatshirt", "jumper", "pullover", "cardigan", "knit top"),
     "hoodie": ("hoodie", "hooded sweatshirt", "hooded top"),
-    "jacket": ("jacket", "windbreaker", "blazer jacket", "hooded jacket", "track jacket", "fleece"),
+    # hi-vis workwear is labelled Jacket in MSP60K, not Vest
+    "jacket": ("jacket", "windbreaker", "blazer jacket", "hooded jacket", "track jacket", "fleece",
+               "(?:high-visibility|hi-vis|safety|reflective) vest"),
     "coat": ("coat", "overcoat", "trench coat", "long coat", "raincoat"),
     "cotton-padded coat": ("cotton-padded coat", "padded coat", "padded jacket", "puffer jacket", "puffer coat",
                            "down jacket", "down coat", "quilted jacket", "quilted coat", "winter coat",
