@@ -182,13 +182,24 @@ def sample_outfit(rng: np.random.Generator, marginals: Marginals,
         if name not in forced:
             v[name] = value
 
-    # One-piece dress: upper and lower agree; skirts and dresses are worn by women here.
+    # One-piece dress: upper and lower agree. MSP60K labels dresses on the lower body, so an
+    # unforced upper "dress" only comes with a lower one (keeps dresses at MSP60K's share).
+    if v["upper_type"] == "dress" and "upper_type" not in forced and v["lower_type"] != "dress":
+        v["upper_type"] = "t-shirt"
     if "dress" in (v["upper_type"], v["lower_type"]):
         settle("upper_type", "dress")
         settle("lower_type", "dress")
         settle("lower_color", v["upper_color"])
+    # Skirts and dresses are worn by women here; a sampled man gets trousers instead, so the
+    # gender balance stays MSP60K's.
     if v["lower_type"] in ("long skirt", "short skirt", "dress"):
-        settle("gender", "female")
+        if v["gender"] == "male" and "gender" not in forced and "lower_type" not in forced:
+            if v["upper_type"] == "dress" and "upper_type" not in forced:
+                v["upper_type"] = "t-shirt"
+            if v["upper_type"] != "dress":
+                v["lower_type"] = "trousers"
+        if v["lower_type"] != "trousers":
+            settle("gender", "female")
     # Children: no formal or professional garments, no smoking.
     if v["age"] == "child":
         if v["upper_type"] in ("suit", "graduation gown", "chef uniform", "uniform"):
