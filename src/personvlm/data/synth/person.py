@@ -223,6 +223,12 @@ def _draw_leg(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.I
         p.paint(cloth, [("limb", (hip, knee, lw * 1.05)), ("limb", (knee, _lerp(knee, ankle, 0.95), lw * 0.9 * flare))])
     elif kind == "shorts":
         p.paint(cloth, [("limb", (hip, _lerp(hip, knee, 0.75), lw * 1.15))])
+    elif v["motion"] == "sitting" and kind in ("dress", "short skirt", "long skirt"):
+        # Seated, a skirt lies along the thighs (and a long one falls over the shins).
+        parts = [("limb", (hip, _lerp(hip, knee, 1.05), lw * 1.3))]
+        if kind == "long skirt":
+            parts.append(("limb", (knee, _lerp(knee, ankle, 0.8), lw * 1.2)))
+        p.paint(cloth, parts)
     # shoes
     toe_dir = s.facing if s.view == "side" else 0
     fl = s.u * (0.065 if toe_dir else 0.03)
@@ -586,9 +592,9 @@ def _draw_held(p: Painter, s: Skeleton, v: dict[str, Any], jobs: list[str | None
                         fill=(240, 240, 240, 255), width=1)
         elif job == "umbrella":
             col = shade(rng, pick(rng, ["black", "black", "blue", "red", "purple", "green", "white"]))
-            top = s.head[1] - s.head_h * 1.2
+            top = s.head[1] - s.head_h * 0.5 - u * 0.07  # the canopy's rim, clear of the head
             cxu = w[0]
-            rad = u * 0.26
+            rad = u * 0.24
             p.draw.line([w, (cxu, top)], fill=(40, 40, 40, 255), width=1)
             p.draw.chord([cxu - rad, top - rad * 0.55, cxu + rad, top + rad * 0.55], 180, 360, fill=(*col, 255))
             for t in (-0.5, 0.0, 0.5):

@@ -83,8 +83,8 @@ def render_person(values: Mapping[str, Any] | None = None, seed: int = 0, index:
     if cut_feet:
         ground = CANVAS_H * rng.uniform(1.04, 1.12)
     cx = canvas[0] * (0.5 + rng.uniform(-0.06, 0.06))
-    if outfit["headwear"] == "none" and "umbrella" in outfit["held"]:
-        ground = min(ground, CANVAS_H * 0.99)
+    if "umbrella" in outfit["held"]:
+        u *= 0.85  # leave room above the head for the open canopy
 
     facing = facing_for(view, rng)
     if outfit["motion"] == "riding bicycle" and view == "side":
