@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from personvlm.data.transforms import letterbox, preprocess
+from personvlm.data.transforms import letterbox, preprocess, to_tensor
 from personvlm.describer import (
     MODEL_ENV,
     Describer,
@@ -151,8 +151,12 @@ def test_letterbox_keeps_the_aspect_ratio_and_pads_with_zero_after_normalisation
     assert boxed.size == (128, 256)
     px = np.asarray(boxed)
     assert tuple(px[128, 64]) == (255, 0, 0) and tuple(px[5, 64]) != (255, 0, 0)
-    batch = preprocess([wide, Image.new("RGB", (64, 128), (10, 200, 30))])
+    green = Image.new("RGB", (64, 128), (10, 200, 30))
+    batch = preprocess([wide, green])
     assert batch.shape == (2, 3, 256, 128) and batch.dtype == torch.float32
+    assert batch.is_contiguous(memory_format=torch.channels_last)  # the CPU encoder's layout, no copy
+    torch.testing.assert_close(batch[1], to_tensor(letterbox(green, (256, 128))))  # training's per-image path
+    assert batch[1, 1, 128, 64].item() == pytest.approx((200 / 255 - 0.456) / 0.224, abs=1e-5)
     assert batch[0, :, 5, 64].abs().max() < 0.02  # padding is the ImageNet mean
     with pytest.raises(ValueError, match="at least one"):
         preprocess([])

@@ -17,6 +17,8 @@ from PIL import Image
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _MEAN_RGB = tuple(round(m * 255) for m in IMAGENET_MEAN)
+_MEAN_255 = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
+_INV_STD_255 = 1.0 / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255)
 
 
 def letterbox(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -32,22 +34,23 @@ def letterbox(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return canvas
 
 
+def normalise(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 ``[B, H, W, 3]`` -> float ``[B, 3, H, W]`` ImageNet-normalised.
+
+    One vectorised pass for the whole batch; the result is channels-last in memory (a permuted
+    view of the pixel array), which is the layout the CPU encoder runs in, so nothing is copied.
+    """
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
+    return (x - _MEAN_255).mul_(_INV_STD_255)
+
+
 def to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> float ``[3, H, W]`` ImageNet-normalised."""
-    arr = np.asarray(image, dtype=np.float32) * (1.0 / 255.0)
-    arr = (arr - np.asarray(IMAGENET_MEAN, dtype=np.float32)) / np.asarray(IMAGENET_STD, dtype=np.float32)
-    return torch.from_numpy(arr.transpose(2, 0, 1).copy())
+    """RGB PIL image -> contiguous float ``[3, H, W]`` ImageNet-normalised."""
+    return normalise(np.array(image, dtype=np.uint8)[None])[0].contiguous()
 
 
 def preprocess(images: Sequence[Image.Image], size: tuple[int, int] = (256, 128)) -> torch.Tensor:
     """A batch of decoded RGB images -> ``[B, 3, H, W]`` model input."""
     if not images:
         raise ValueError("preprocess needs at least one image")
-    return torch.stack([to_tensor(letterbox(img, size)) for img in images])
-
-
-def denormalise(batch: torch.Tensor) -> torch.Tensor:
-    """Inverse of the normalisation, to ``[0, 1]`` (for looking at what the model saw)."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=batch.dtype).view(-1, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=batch.dtype).view(-1, 1, 1)
-    return (batch * std + mean).clamp(0, 1)
+    return normalise(np.stack([np.asarray(letterbox(img, size)) for img in images]))
