@@ -410,30 +410,36 @@ def _unclear(text: str) -> set[str]:
     return {_UNCLEAR_BY_PHRASE[m.group(1)] for m in _UNCLEAR_RE.finditer(text)}
 
 
-def parse_natural(text: str) -> PersonDescription:
-    """Parse a natural-language caption (ours, a synthetic one, or a real MSP60K caption)."""
-    sentences = subject_sentences(text)
-    unclear = {name for s in sentences for name in _unclear(s)}
-    sentences = [s for s in sentences if not _UNCLEAR_RE.search(s)]
-    joined = " . ".join(sentences)
-    negations = [negated_spans(s) for s in sentences]
-    found = lambda finder: finder.mentions(sentences, negations)  # noqa: E731
-    values: dict[str, Any] = dict(SILENT_DEFAULTS)
+class _Caption:
+    """The subject sentences of one caption with their negation spans, searched by phrase tables."""
 
-    values["gender"] = _first(found(_GENDER)) or UNKNOWN
-    values["age"] = _first(found(_AGE)) or values["age"]
-    values["body"] = _first(found(_BODY)) or values["body"]
-    values["orientation"] = _first(found(_ORIENTATION)) or values["orientation"]
+    def __init__(self, text: str) -> None:
+        sentences = subject_sentences(text)
+        self.unclear = {name for s in sentences for name in _unclear(s)}
+        self.sentences = [s for s in sentences if not _UNCLEAR_RE.search(s)]
+        self.joined = " . ".join(self.sentences)
+        self.negations = [negated_spans(s) for s in self.sentences]
 
-    values["hair_length"] = _first(found(_HAIR_LENGTH)) or UNKNOWN
-    values["hair_color"] = _hair_color(sentences) or UNKNOWN
+    def find(self, finder: PhraseFinder) -> list[Mention]:
+        return finder.mentions(self.sentences, self.negations)
 
-    values["headwear"] = _first(found(_HEADWEAR)) or values["headwear"]
-    for name, finder in _ACCESSORIES.items():
-        values[name] = "yes" if found(finder) else values[name]
 
-    upper_mentions = found(_UPPER)
-    lower_mentions = found(_LOWER)
+def _person(c: _Caption) -> dict[str, Any]:
+    return {
+        "gender": _first(c.find(_GENDER)) or UNKNOWN,
+        "age": _first(c.find(_AGE)) or SILENT_DEFAULTS["age"],
+        "body": _first(c.find(_BODY)) or SILENT_DEFAULTS["body"],
+        "orientation": _first(c.find(_ORIENTATION)) or SILENT_DEFAULTS["orientation"],
+        "hair_length": _first(c.find(_HAIR_LENGTH)) or UNKNOWN,
+        "hair_color": _hair_color(c.sentences) or UNKNOWN,
+        "headwear": _first(c.find(_HEADWEAR)) or SILENT_DEFAULTS["headwear"],
+        **{name: "yes" if c.find(finder) else SILENT_DEFAULTS[name] for name, finder in _ACCESSORIES.items()},
+    }
+
+
+def _clothes(c: _Caption) -> dict[str, Any]:
+    """Upper and lower garment with their colours and the sleeve length."""
+    upper_mentions, lower_mentions = c.find(_UPPER), c.find(_LOWER)
     dresses = [m for m in upper_mentions if m.value == "dress"]
     upper = _by_priority([m for m in upper_mentions if m.value != "dress"], _UPPER_PRIORITY) or \
         (dresses[0] if dresses else None)
@@ -441,9 +447,9 @@ def parse_natural(text: str) -> PersonDescription:
     # "red bottoms": a colour and no type, used only when no garment is named
     lower_items = named or [m for m in lower_mentions if m.value == GENERIC]
     jeans = [m for m in lower_items if m.value == "jeans"]
-    # "trousers or jeans", "trousers and jeans": the specific word names the garment.
     # A dress worn with a separate top is the outer lower garment ("a shirt, and a dress over
-    # trousers") unless a skirt is named; otherwise the first lower garment named.
+    # trousers") unless a skirt is named; "trousers or jeans": the specific word names the
+    # garment; otherwise the first lower garment named.
     if dresses and upper is not None and upper.value != "dress" and \
             not any(m.value.endswith("skirt") for m in lower_items):
         lower = dresses[-1]
@@ -451,33 +457,50 @@ def parse_natural(text: str) -> PersonDescription:
         lower = jeans[0]
     else:
         lower = lower_items[0] if lower_items else dresses[-1] if dresses else None
-    values["upper_type"] = upper.value if upper else UNKNOWN
-    if values["upper_type"] in ("coat", "jacket") and _PADDED.search(joined):
-        values["upper_type"] = "cotton-padded coat"
-    values["upper_color"] = (_modifier(_COLOR, upper.before) if upper else None) or UNKNOWN
-    sleeve = (_modifier(_SLEEVE, upper.before) if upper else None) or _first(found(_SLEEVE))
-    values["upper_sleeve"] = sleeve or _SLEEVE_BY_TYPE.get(values["upper_type"], UNKNOWN)
-    values["lower_type"] = lower.value if lower and lower.value != GENERIC else UNKNOWN
-    values["lower_color"] = (_modifier(_COLOR, lower.before) if lower else None) or UNKNOWN
+    upper_type = upper.value if upper else UNKNOWN
+    if upper_type in ("coat", "jacket") and _PADDED.search(c.joined):
+        upper_type = "cotton-padded coat"
+    sleeve = (_modifier(_SLEEVE, upper.before) if upper else None) or _first(c.find(_SLEEVE))
+    return {
+        "upper_type": upper_type,
+        "upper_color": (_modifier(_COLOR, upper.before) if upper else None) or UNKNOWN,
+        "upper_sleeve": sleeve or _SLEEVE_BY_TYPE.get(upper_type, UNKNOWN),
+        "lower_type": lower.value if lower and lower.value != GENERIC else UNKNOWN,
+        "lower_color": (_modifier(_COLOR, lower.before) if lower else None) or UNKNOWN,
+    }
 
-    shoes = found(_SHOES)
+
+def _shoes(c: _Caption) -> dict[str, Any]:
+    shoes = c.find(_SHOES)
     # Bare "shoes" only when nothing names them; "black footwear" gives a colour and no type.
     named = [m for m in shoes if m.text not in ("shoe", "shoes") and m.value != GENERIC]
-    shoe_type = _first(named or [m for m in shoes if m.value != GENERIC])
-    values["shoes_type"] = shoe_type or UNKNOWN
-    values["shoes_color"] = next((c for c in (_modifier(_COLOR, m.before) for m in shoes) if c), UNKNOWN)
+    return {
+        "shoes_type": _first(named or [m for m in shoes if m.value != GENERIC]) or UNKNOWN,
+        "shoes_color": next((col for col in (_modifier(_COLOR, m.before) for m in shoes) if col), UNKNOWN),
+    }
 
-    # "a bag or backpack", "a shoulder bag or backpack": the alternative after "or" is a guess
-    values["bags"] = tuple({m.value for m in found(_BAGS) if not _BAG_OR.search(m.before)})
-    values["held"] = tuple({m.value for m in found(_HELD)})
-    values["pose"] = tuple({m.value for m in found(_POSE)})
-    motion = _by_priority(found(_MOTION), _MOTION_PRIORITY)
-    values["motion"] = motion.value if motion else UNKNOWN
-    if values["motion"] == "riding scooter" and values["age"] == "child" and motion and motion.text == "scooter":
-        values["motion"] = "riding skateboard"  # a child's scooter is a kick scooter, not a motor scooter
 
+def _carried_and_action(c: _Caption, age: str) -> dict[str, Any]:
+    motion = _by_priority(c.find(_MOTION), _MOTION_PRIORITY)
+    motion_value = motion.value if motion else UNKNOWN
+    if motion_value == "riding scooter" and age == "child" and motion and motion.text == "scooter":
+        motion_value = "riding skateboard"  # a child's scooter is a kick scooter, not a motor scooter
+    return {
+        # "a bag or backpack", "a shoulder bag or backpack": the alternative after "or" is a guess
+        "bags": tuple({m.value for m in c.find(_BAGS) if not _BAG_OR.search(m.before)}),
+        "held": tuple({m.value for m in c.find(_HELD)}),
+        "pose": tuple({m.value for m in c.find(_POSE)}),
+        "motion": motion_value,
+    }
+
+
+def parse_natural(text: str) -> PersonDescription:
+    """Parse a natural-language caption (ours, a synthetic one, or a real MSP60K caption)."""
+    c = _Caption(text)
+    values = _person(c) | _clothes(c) | _shoes(c)
+    values |= _carried_and_action(c, values["age"])
     if values["gender"] == UNKNOWN and _looks_female(values):
         values["gender"] = "female"
-    for name in unclear:
+    for name in c.unclear:
         values[name] = UNKNOWN
     return PersonDescription.from_values(values, caption=text, style="natural")
