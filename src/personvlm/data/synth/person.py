@@ -17,10 +17,11 @@ from PIL import Image, ImageDraw
 
 from personvlm.data.synth.colors import RGB, denim_shade, hair_shade, mix, scale, shade, skin_tone
 from personvlm.data.synth.draws import pick
+from personvlm.data.synth.sampling import HAND_BAGS
 from personvlm.data.synth.skeleton import Pt, Skeleton, build
+from personvlm.schema import HAIR_COLORS
 
 COATS = {"coat": 0.78, "cotton-padded coat": 0.66, "graduation gown": 0.93}  # hem as fraction of height
-HAND_BAGS = ("handbag", "plastic bag", "paper bag", "suitcase")
 BACKPACK_COLORS = ["black", "black", "gray", "blue", "red", "green"]
 
 
@@ -32,6 +33,14 @@ class Drawn:
     hands_visible: bool
     feet_y: float  # bottom of the shoes, for deciding when a crop cut them off
     bbox: tuple[float, float, float, float]
+
+
+def _stroke(d: ImageDraw.ImageDraw, a: Pt, b: Pt, width: float, fill: Any) -> None:
+    """A thick segment with round ends, so limbs meeting at a joint look continuous."""
+    d.line([a, b], fill=fill, width=max(1, round(width)))
+    r = width / 2
+    for x, y in (a, b):
+        d.ellipse([x - r, y - r, x + r, y + r], fill=fill)
 
 
 class Painter:
@@ -50,21 +59,14 @@ class Painter:
             self.item_colors[item] = shade(self.rng, pick(self.rng, names))
         return self.item_colors[item]
 
-    def limb(self, a: Pt, b: Pt, width: float, color: RGB, draw: ImageDraw.ImageDraw | None = None) -> None:
-        """A thick segment with round ends (joints look continuous when limbs meet)."""
-        d = draw or self.draw
-        fill = (*color, 255)
-        w = max(1, round(width))
-        d.line([a, b], fill=fill, width=w)
-        r = width / 2
-        for x, y in (a, b):
-            d.ellipse([x - r, y - r, x + r, y + r], fill=fill)
+    def limb(self, a: Pt, b: Pt, width: float, color: RGB) -> None:
+        _stroke(self.draw, a, b, width, (*color, 255))
 
-    def ellipse(self, c: Pt, rx: float, ry: float, color: RGB, draw: ImageDraw.ImageDraw | None = None) -> None:
-        (draw or self.draw).ellipse([c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry], fill=(*color, 255))
+    def ellipse(self, c: Pt, rx: float, ry: float, color: RGB) -> None:
+        self.draw.ellipse([c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry], fill=(*color, 255))
 
-    def poly(self, pts: list[Pt], color: RGB, draw: ImageDraw.ImageDraw | None = None) -> None:
-        (draw or self.draw).polygon(pts, fill=(*color, 255))
+    def poly(self, pts: list[Pt], color: RGB) -> None:
+        self.draw.polygon(pts, fill=(*color, 255))
 
     def fabric(self, base: RGB, texture: str, denim: bool = False, quilt: float = 0.0) -> Image.Image:
         """A full-layer image of the garment's cloth: base colour plus its pattern (``quilt``:
@@ -107,11 +109,7 @@ class Painter:
             if kind == "poly":
                 d.polygon(arg, fill=255)
             else:
-                a, b, w = arg
-                d.line([a, b], fill=255, width=max(1, round(w)))
-                r = w / 2
-                for x, y in (a, b):
-                    d.ellipse([x - r, y - r, x + r, y + r], fill=255)
+                _stroke(d, *arg, 255)
         box = mask.getbbox()
         if box:  # paste only the covered rectangle: a full-layer paste costs 10x more
             self.layer.paste(cloth.crop(box), box[:2], mask.crop(box))
@@ -163,8 +161,7 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
     view = skel.view
     side = view == "side"
     skin = skin_tone(rng)
-    hair = hair_shade(rng, values["hair_color"]) if values["hair_color"] in (
-        "black", "brown", "blonde", "gray", "white", "red") else scale(skin, 0.8)
+    hair = hair_shade(rng, values["hair_color"]) if values["hair_color"] in HAIR_COLORS else scale(skin, 0.8)
     upper_rgb = shade(rng, values["upper_color"])
     lower_rgb = shade(rng, values["lower_color"]) if values["lower_type"] != "dress" else upper_rgb
     if values["lower_type"] == "jeans" and values["lower_color"] == "blue":
@@ -178,26 +175,21 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
     if values["lower_type"] == "dress":
         lower_cloth = upper_cloth
 
+    # Arms behind the torso: hands behind the back (unless seen from behind) and a profile's far arm.
+    arms_back = (0, 1) if skel.arms_behind and view != "back" else (0,) if side else ()
     _draw_vehicle_back(painter, skel, values, ground)
     if view == "front":
         _draw_behind_front(painter, skel, values, hair, upper_rgb)
-    if skel.arms_behind and view != "back":
-        for i in (0, 1):
-            _draw_arm(painter, skel, i, values, upper_cloth, skin, hand_rgb)
-    if side:
-        _draw_arm(painter, skel, 0, values, upper_cloth, skin, hand_rgb)
-        _draw_leg(painter, skel, 0, values, lower_cloth, skin, shoe_rgb)
-        _draw_leg(painter, skel, 1, values, lower_cloth, skin, shoe_rgb)
-    else:
-        for i in (0, 1):
-            _draw_leg(painter, skel, i, values, lower_cloth, skin, shoe_rgb)
+    for i in arms_back:
+        _draw_arm(painter, skel, i, values, upper_cloth, skin, hand_rgb)
+    for i in (0, 1):
+        _draw_leg(painter, skel, i, values, lower_cloth, skin, shoe_rgb)
     _draw_skirt(painter, skel, values, lower_cloth)
     _draw_torso(painter, skel, values, upper_cloth, upper_rgb, skin)
     if view == "back":
         _draw_back_items(painter, skel, values, hair)
-    arm_order = (1,) if side else (0, 1)
-    if not (skel.arms_behind and view != "back"):
-        for i in arm_order:
+    for i in (0, 1):
+        if i not in arms_back:
             _draw_arm(painter, skel, i, values, upper_cloth, skin, hand_rgb)
     _draw_head(painter, skel, values, skin, hair)
     _draw_front_items(painter, skel, values, upper_rgb)

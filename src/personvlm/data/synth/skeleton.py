@@ -48,7 +48,6 @@ class Skeleton:
     turn: float = 0.0  # sine of the body's turn away from the view axis (-0.6..0.6)
     seat_y: float | None = None  # sitting / riding: height of the seat
     hand_item: list[str | None] = field(default_factory=lambda: [None, None])
-    arms_in_front: bool = False  # forearms cross the torso (folded arms, cup, phone)
     arms_behind: bool = False  # hands behind the back
 
     def leg_x_at(self, y: float) -> list[float]:
@@ -227,7 +226,7 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
     # --- arms -------------------------------------------------------------------------------
     upper, fore = u * 0.17, u * 0.16
     elbows, wrists = [], []
-    arms_in_front = arms_behind = False
+    arms_behind = False
     for i, sh in enumerate(shoulders):
         job = hands[i]
         out = (-1 if i == 0 else 1)  # image-left arm hangs to the left in front/back views
@@ -238,17 +237,15 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
         elif job in ("front", "cup", "phone"):
             target = ((sh_x - out * shoulder_half * 0.15) if not side else sh[0] + fwd * upper * 0.9,
                       sh[1] + upper * 0.95)
-            arms_in_front = arms_in_front or not side
         elif job == "umbrella":
             target = (sh[0] + (fwd * upper * 0.8 if side else -out * shoulder_half * 0.2), sh[1] + upper * 0.5)
-            arms_in_front = arms_in_front or not side
         elif job == "crossed":
             target = (sh_x - out * shoulder_half * 0.7 if not side else sh[0] + fwd * upper * 0.7,
                       sh[1] + upper * 0.75)
-            arms_in_front = True
         elif job == "behind":
+            # Hands meet at the small of the back, above the hem, hidden by the torso from the front.
             target = (sh_x + out * shoulder_half * 0.15 if not side else sh[0] - fwd * upper * 0.55,
-                      sh[1] + upper * 1.25)
+                      sh[1] + upper * (1.05 if not side else 1.25))
             arms_behind = True
         elif job == "handlebar":
             reach = u * 0.4 if motion == "riding bicycle" else u * 0.22
@@ -284,5 +281,5 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
         view=view, facing=facing, u=u, head=head, head_h=head_h, head_w=head_w, neck=neck, pelvis=pelvis,
         shoulder=shoulders, elbow=elbows, wrist=wrists, hip=hips, knee=knees, ankle=ankles,
         shoulder_half=shoulder_half, waist_half=waist_half, hip_half=hip_half, arm_w=arm_w, leg_w=leg_w,
-        lean=lean, turn=turn, seat_y=seat_y, hand_item=list(hands), arms_in_front=arms_in_front, arms_behind=arms_behind,
+        lean=lean, turn=turn, seat_y=seat_y, hand_item=list(hands), arms_behind=arms_behind,
     )
