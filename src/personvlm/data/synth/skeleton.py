@@ -77,27 +77,43 @@ def ik(root: Pt, target: Pt, l1: float, l2: float, bend: float) -> tuple[Pt, Pt]
     return (root[0] + l1 * math.cos(ang), root[1] + l1 * math.sin(ang)), end
 
 
-# Fractions of the standing height, from the top of the head: (head, shoulder, waist, hip, knee)
+# Fractions of the standing height, from the top of the head: (head, shoulder, waist, hip).
+# Children are about five heads tall, adults seven and a half.
 _PROPORTIONS = {
-    "child": (0.20, 0.25, 0.47, 0.56, 0.775),
-    "adult": (0.135, 0.185, 0.40, 0.50, 0.735),
-    "elderly": (0.14, 0.19, 0.405, 0.505, 0.74),
+    "child": (0.20, 0.25, 0.47, 0.56),
+    "adult": (0.135, 0.185, 0.40, 0.50),
+    "elderly": (0.14, 0.19, 0.405, 0.505),
 }
 _ANKLE = 0.955
+
+
+@dataclass
+class _Frame:
+    """Quantities the leg and arm placement share while one skeleton is built."""
+
+    u: float
+    ground: float
+    motion: str
+    side: bool
+    fwd: int  # facing in a side view, 0 otherwise
+    phase: float  # gait phase, signed: which leg is ahead
+    leg_len: float
+    ankle_h: float
+    spread: float  # half the distance between the hip joints (front/back views)
 
 
 def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: float, facing: int,
           hands: list[str | None]) -> Skeleton:
     """Place every joint for the person described by ``values`` standing on ``ground`` at ``cx``.
 
-    ``hands`` says what each hand does (``"phone_ear"``, ``"mouth"``, ``"hold"``, ``"front"``,
-    ``"umbrella"``, ``"handlebar"``... or None); the arms are posed to reach there.
+    ``hands`` says what each hand does (``"phone_ear"``, ``"mouth"``, ``"phone"``, ``"cup"``,
+    ``"umbrella"``, ``"crossed"``, ``"behind"``, ``"handlebar"``, ``"pocket"``, ``"hold"`` or
+    None); the arms are posed to reach there.
     """
     view = values["orientation"]
     age = values["age"] if values["age"] in _PROPORTIONS else "adult"
-    f_head, f_sh, f_waist, f_hip, f_knee = _PROPORTIONS[age]
+    f_head, f_sh, f_waist, f_hip = _PROPORTIONS[age]
     build_k = {"fat": 1.3, "thin": 0.82}.get(values["body"], 1.0) * rng.uniform(0.94, 1.06)
-    male = values["gender"] == "male"
     motion = values["motion"]
     side = view == "side"
     fwd = facing if side else 0
@@ -105,14 +121,7 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
 
     head_h = u * f_head
     head_w = head_h * (0.78 if age != "child" else 0.86)
-    if side:
-        shoulder_half = u * 0.068 * build_k
-        waist_half = u * (0.06 if not male else 0.063) * build_k * (1.15 if values["body"] == "fat" else 1.0)
-        hip_half = u * 0.066 * build_k
-    else:
-        shoulder_half = u * (0.125 if male else 0.108) * (1.0 if age != "child" else 0.95) * (1 + (build_k - 1) * 0.6)
-        waist_half = u * (0.085 if male else 0.075) * build_k
-        hip_half = u * (0.09 if male else 0.1) * build_k
+    shoulder_half, waist_half, hip_half = _widths(values, u, build_k, side)
     # Few people face the camera squarely: a turn of up to ~40 degrees narrows the body and
     # moves the face to one side while the view is still "front" / "back" (or "side").
     turn = rng.uniform(-0.6, 0.6)
@@ -121,80 +130,21 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
     else:
         narrow = math.sqrt(1 - turn * turn)
         shoulder_half, waist_half, hip_half = shoulder_half * narrow, waist_half * narrow, hip_half * narrow
-    arm_w = u * 0.05 * build_k
-    leg_w = u * 0.068 * build_k
 
-    lean = 0.0
-    if side and motion == "running":
-        lean = 0.2
-    elif side and motion == "riding bicycle":
-        lean = 0.35
-    if age == "elderly":
-        lean += 0.15 if side else 0.0
+    lean = {"running": 0.2, "riding bicycle": 0.35}.get(motion, 0.0) if side else 0.0
+    if age == "elderly" and side:
+        lean += 0.15  # a slight stoop
 
     leg_len = (_ANKLE - f_hip) * u  # hip joint to ankle: straight when standing
     thigh, shin = leg_len * 0.52, leg_len * 0.48
-    ankle_h = (1 - _ANKLE) * u
-    hip_y = top + f_hip * u
-    seat_y = None
-    hip_x = cx
-    spread = hip_half * 0.5 if not side else 0.0
-
-    # --- legs: foot targets per motion --------------------------------------------------
     # Gait phase: most frames of a walk show the legs well apart, few the moment they pass.
     phase = rng.uniform(0.35, 1.0) * (1 if rng.random() < 0.5 else -1)
-    if motion == "running" and side:
-        # One foot strikes the ground ahead, the other kicks up behind.
-        reach = leg_len * (0.25 + 0.2 * abs(phase))
-        strike = (hip_x + fwd * reach, ground - ankle_h)
-        kick = (hip_x - fwd * reach * 0.8, ground - ankle_h - leg_len * rng.uniform(0.2, 0.45))
-        feet = [kick, strike] if phase > 0 else [strike, kick]
-    elif motion in ("walking", "running"):
-        if side:
-            stride = leg_len * 0.36 * phase
-            feet = [(hip_x - fwd * stride, ground - ankle_h - leg_len * 0.03 * max(0.0, phase)),
-                    (hip_x + fwd * stride, ground - ankle_h - leg_len * 0.03 * max(0.0, -phase))]
-        else:
-            # Seen from the front a stride shows as one foot lower (nearer) than the other.
-            lift = leg_len * (0.08 if motion == "walking" else 0.15) * phase
-            feet = [(hip_x - spread * 1.2, ground - ankle_h - max(0.0, lift)),
-                    (hip_x + spread * 1.2, ground - ankle_h - max(0.0, -lift))]
-    elif motion == "sitting":
-        seat_y = ground - shin - ankle_h * 0.6
-        hip_y = seat_y
-        if side:
-            hip_x = cx - fwd * thigh * 0.45
-            feet = [(hip_x + fwd * thigh * 0.95, ground - ankle_h), (hip_x + fwd * thigh * 1.05, ground - ankle_h)]
-        else:
-            feet = [(hip_x - spread * 1.6, ground - ankle_h), (hip_x + spread * 1.6, ground - ankle_h)]
-    elif motion == "riding bicycle":
-        seat_y = ground - u * 0.5
-        hip_y = seat_y
-        crank = (hip_x + fwd * u * 0.12, ground - u * 0.15)
-        ang = rng.uniform(0, 2 * math.pi)
-        r = u * 0.08
-        if side:
-            hip_x = cx - fwd * u * 0.1
-            crank = (cx + fwd * u * 0.05, ground - u * 0.15)
-            feet = [(crank[0] - math.cos(ang) * r, crank[1] - math.sin(ang) * r),
-                    (crank[0] + math.cos(ang) * r, crank[1] + math.sin(ang) * r)]
-        else:
-            y = [crank[1] + math.sin(ang) * r, crank[1] - math.sin(ang) * r]
-            feet = [(hip_x - spread * 1.3, y[0]), (hip_x + spread * 1.3, y[1])]
-    elif motion in ("riding scooter", "riding skateboard"):
-        deck = ground - u * 0.04
-        hip_y = top + f_hip * u - u * 0.025  # standing on the deck, knees a little bent
-        if side:
-            gap = u * (0.07 if motion == "riding scooter" else 0.1)
-            feet = [(hip_x - fwd * gap, deck - ankle_h), (hip_x + fwd * gap, deck - ankle_h)]
-        else:
-            feet = [(hip_x - spread * 1.5, deck - ankle_h), (hip_x + spread * 1.1, deck - ankle_h)]
-    else:  # standing
-        feet = [(hip_x - spread * 1.2, ground - ankle_h), (hip_x + spread * 1.2, ground - ankle_h)]
+    frame = _Frame(u, ground, motion, side, fwd, phase, leg_len, (1 - _ANKLE) * u,
+                   hip_half * 0.5 if not side else 0.0)
+    hip_x, hip_y, seat_y, feet = _legs(frame, rng, cx, top + f_hip * u, thigh, shin)
 
-    hips = [(hip_x - spread, hip_y), (hip_x + spread, hip_y)]
-    if side:
-        hips = [(hip_x - fwd * 1.0, hip_y), (hip_x + fwd * 1.0, hip_y)]
+    hips = [(hip_x - fwd, hip_y), (hip_x + fwd, hip_y)] if side else [
+        (hip_x - frame.spread, hip_y), (hip_x + frame.spread, hip_y)]
     knees, ankles = [], []
     for hp, ft in zip(hips, feet, strict=True):
         if side:
@@ -208,7 +158,7 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
         knees.append(k)
         ankles.append(a)
 
-    # --- torso ------------------------------------------------------------------------------
+    # --- torso and head -----------------------------------------------------------------------
     torso_len = (f_hip - f_sh) * u
     pelvis = (hip_x, hip_y - (hip_y - (top + f_waist * u)) * 0.2)
     sh_y = hip_y - torso_len * math.cos(lean)
@@ -223,56 +173,14 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
         shoulders = [(sh_x - shoulder_half * 0.82, sh_y + head_h * 0.12),
                      (sh_x + shoulder_half * 0.82, sh_y + head_h * 0.12)]
 
-    # --- arms -------------------------------------------------------------------------------
+    # --- arms -----------------------------------------------------------------------------
     upper, fore = u * 0.17, u * 0.16
     elbows, wrists = [], []
-    arms_behind = False
-    for i, sh in enumerate(shoulders):
-        job = hands[i]
-        out = (-1 if i == 0 else 1)  # image-left arm hangs to the left in front/back views
-        if job == "phone_ear":
-            target = (head[0] + (out * head_w * 0.45 if not side else -fwd * head_w * 0.1), head[1] + head_h * 0.1)
-        elif job == "mouth":
-            target = (head[0] + (out * head_w * 0.15 if not side else fwd * head_w * 0.55), head[1] + head_h * 0.3)
-        elif job in ("front", "cup", "phone"):
-            target = ((sh_x - out * shoulder_half * 0.15) if not side else sh[0] + fwd * upper * 0.9,
-                      sh[1] + upper * 0.95)
-        elif job == "umbrella":
-            target = (sh[0] + (fwd * upper * 0.8 if side else -out * shoulder_half * 0.2), sh[1] + upper * 0.5)
-        elif job == "crossed":
-            target = (sh_x - out * shoulder_half * 0.7 if not side else sh[0] + fwd * upper * 0.7,
-                      sh[1] + upper * 0.75)
-        elif job == "behind":
-            # Hands meet at the small of the back, above the hem, hidden by the torso from the front.
-            target = (sh_x + out * shoulder_half * 0.15 if not side else sh[0] - fwd * upper * 0.55,
-                      sh[1] + upper * (1.05 if not side else 1.25))
-            arms_behind = True
-        elif job == "handlebar":
-            reach = u * 0.4 if motion == "riding bicycle" else u * 0.22
-            if side:
-                target = (sh[0] + fwd * reach, (ground - u * (0.6 if motion == "riding bicycle" else 0.62)))
-            else:
-                target = (sh[0] + out * shoulder_half * 0.2, sh[1] + upper * 1.0)
-        elif job == "pocket":  # hand in a coat pocket at the hip, not visible
-            target = (sh[0] - out * shoulder_half * 0.12 if not side else sh[0] + fwd * u * 0.03,
-                      hip_y + u * 0.01)
-        elif job == "hold":  # a bag in the hand: arm hangs straight
-            target = (sh[0] + out * shoulder_half * 0.25 if not side else sh[0] + fwd * upper * 0.05,
-                      sh[1] + upper + fore)
-        else:
-            swing = 0.0
-            if motion in ("walking", "running"):
-                swing = (0.45 if motion == "walking" else 0.8) * phase * (1 if i == 0 else -1)
-            if side:
-                target = (sh[0] + fwd * math.sin(swing) * (upper + fore), sh[1] + math.cos(swing) * (upper + fore))
-                if motion == "running":
-                    target = (sh[0] + fwd * math.sin(swing) * upper + fwd * fore * 0.6, sh[1] + upper * 0.9)
-            else:
-                # Arms hang close to the body; a swing forward or back only shortens them.
-                target = (sh[0] + out * u * 0.012, sh[1] + (upper + fore) * (0.995 - 0.08 * abs(swing)))
-        bend = -fwd if side else out
-        if job == "behind" and side:
-            bend = fwd
+    for i, (sh, job) in enumerate(zip(shoulders, hands, strict=True)):
+        out = -1 if i == 0 else 1  # image-left arm hangs to the left in front/back views
+        target = _hand_target(frame, job, i, sh, (sh_x, hip_y), head, head_w, head_h, shoulder_half, upper, fore)
+        # Elbows bend backward; hands clasped behind the back bend them the other way.
+        bend = (fwd if job == "behind" else -fwd) if side else out
         e, w = ik(sh, target, upper, fore, bend)
         elbows.append(e)
         wrists.append(w)
@@ -280,6 +188,111 @@ def build(values: dict, rng: np.random.Generator, u: float, cx: float, ground: f
     return Skeleton(
         view=view, facing=facing, u=u, head=head, head_h=head_h, head_w=head_w, neck=neck, pelvis=pelvis,
         shoulder=shoulders, elbow=elbows, wrist=wrists, hip=hips, knee=knees, ankle=ankles,
-        shoulder_half=shoulder_half, waist_half=waist_half, hip_half=hip_half, arm_w=arm_w, leg_w=leg_w,
-        lean=lean, turn=turn, seat_y=seat_y, hand_item=list(hands), arms_behind=arms_behind,
+        shoulder_half=shoulder_half, waist_half=waist_half, hip_half=hip_half, arm_w=u * 0.05 * build_k,
+        leg_w=u * 0.068 * build_k, lean=lean, turn=turn, seat_y=seat_y, hand_item=list(hands),
+        arms_behind="behind" in hands,
     )
+
+
+def _widths(values: dict, u: float, build_k: float, side: bool) -> tuple[float, float, float]:
+    """Half widths of shoulders, waist and hips (half depths in a side view), by sex and build."""
+    male = values["gender"] == "male"
+    if side:
+        fat = 1.15 if values["body"] == "fat" else 1.0
+        return u * 0.068 * build_k, u * (0.063 if male else 0.06) * build_k * fat, u * 0.066 * build_k
+    child = 0.95 if values["age"] == "child" else 1.0
+    return (u * (0.125 if male else 0.108) * child * (1 + (build_k - 1) * 0.6),
+            u * (0.085 if male else 0.075) * build_k, u * (0.09 if male else 0.1) * build_k)
+
+
+def _legs(f: _Frame, rng: np.random.Generator, cx: float, hip_y: float, thigh: float,
+          shin: float) -> tuple[float, float, float | None, list[Pt]]:
+    """Hip position, seat height (sitting/cycling) and the two foot targets for the motion."""
+    u, ground, fwd, ankle_h, spread = f.u, f.ground, f.fwd, f.ankle_h, f.spread
+    hip_x, seat_y = cx, None
+    foot_y = ground - ankle_h
+    if f.motion == "running" and f.side:
+        # One foot strikes the ground ahead, the other kicks up behind.
+        reach = f.leg_len * (0.25 + 0.2 * abs(f.phase))
+        strike = (hip_x + fwd * reach, foot_y)
+        kick = (hip_x - fwd * reach * 0.8, foot_y - f.leg_len * rng.uniform(0.2, 0.45))
+        feet = [kick, strike] if f.phase > 0 else [strike, kick]
+    elif f.motion in ("walking", "running"):
+        if f.side:
+            stride = f.leg_len * 0.36 * f.phase
+            feet = [(hip_x - fwd * stride, foot_y - f.leg_len * 0.03 * max(0.0, f.phase)),
+                    (hip_x + fwd * stride, foot_y - f.leg_len * 0.03 * max(0.0, -f.phase))]
+        else:
+            # Seen from the front a stride shows as one foot lower (nearer) than the other.
+            lift = f.leg_len * (0.08 if f.motion == "walking" else 0.15) * f.phase
+            feet = [(hip_x - spread * 1.2, foot_y - max(0.0, lift)), (hip_x + spread * 1.2, foot_y - max(0.0, -lift))]
+    elif f.motion == "sitting":
+        seat_y = hip_y = ground - shin - ankle_h * 0.6
+        if f.side:
+            hip_x = cx - fwd * thigh * 0.45
+            feet = [(hip_x + fwd * thigh * 0.95, foot_y), (hip_x + fwd * thigh * 1.05, foot_y)]
+        else:
+            feet = [(hip_x - spread * 1.6, foot_y), (hip_x + spread * 1.6, foot_y)]
+    elif f.motion == "riding bicycle":
+        seat_y = hip_y = ground - u * 0.5
+        ang, r = rng.uniform(0, 2 * math.pi), u * 0.08  # pedal angle and crank radius
+        crank_y = ground - u * 0.15
+        if f.side:
+            hip_x = cx - fwd * u * 0.1
+            crank_x = cx + fwd * u * 0.05
+            feet = [(crank_x - math.cos(ang) * r, crank_y - math.sin(ang) * r),
+                    (crank_x + math.cos(ang) * r, crank_y + math.sin(ang) * r)]
+        else:
+            feet = [(hip_x - spread * 1.3, crank_y + math.sin(ang) * r),
+                    (hip_x + spread * 1.3, crank_y - math.sin(ang) * r)]
+    elif f.motion in ("riding scooter", "riding skateboard"):
+        deck_foot = ground - u * 0.04 - ankle_h
+        hip_y -= u * 0.025  # standing on the deck, knees a little bent
+        if f.side:
+            gap = u * (0.07 if f.motion == "riding scooter" else 0.1)
+            feet = [(hip_x - fwd * gap, deck_foot), (hip_x + fwd * gap, deck_foot)]
+        else:
+            feet = [(hip_x - spread * 1.5, deck_foot), (hip_x + spread * 1.1, deck_foot)]
+    else:  # standing
+        feet = [(hip_x - spread * 1.2, foot_y), (hip_x + spread * 1.2, foot_y)]
+    return hip_x, hip_y, seat_y, feet
+
+
+def _hand_target(f: _Frame, job: str | None, i: int, sh: Pt, torso: Pt, head: Pt, head_w: float, head_h: float,
+                 shoulder_half: float, upper: float, fore: float) -> Pt:
+    """Where hand ``i`` (0 = image-left / far) goes for its job; ``torso`` is (centre x, hip y)."""
+    u, side, fwd = f.u, f.side, f.fwd
+    sh_x, hip_y = torso
+    out = -1 if i == 0 else 1
+    if job == "phone_ear":
+        return head[0] + (out * head_w * 0.45 if not side else -fwd * head_w * 0.1), head[1] + head_h * 0.1
+    if job == "mouth":
+        return head[0] + (out * head_w * 0.15 if not side else fwd * head_w * 0.55), head[1] + head_h * 0.3
+    if job in ("cup", "phone"):
+        return (sh_x - out * shoulder_half * 0.15) if not side else sh[0] + fwd * upper * 0.9, sh[1] + upper * 0.95
+    if job == "umbrella":
+        return sh[0] + (fwd * upper * 0.8 if side else -out * shoulder_half * 0.2), sh[1] + upper * 0.5
+    if job == "crossed":
+        return sh_x - out * shoulder_half * 0.7 if not side else sh[0] + fwd * upper * 0.7, sh[1] + upper * 0.75
+    if job == "behind":
+        # Hands meet at the small of the back, above the hem, hidden by the torso from the front.
+        return (sh_x + out * shoulder_half * 0.15 if not side else sh[0] - fwd * upper * 0.55,
+                sh[1] + upper * (1.05 if not side else 1.25))
+    if job == "handlebar":
+        if not side:
+            return sh[0] + out * shoulder_half * 0.2, sh[1] + upper
+        bicycle = f.motion == "riding bicycle"
+        return sh[0] + fwd * u * (0.4 if bicycle else 0.22), f.ground - u * (0.6 if bicycle else 0.62)
+    if job == "pocket":  # hand in a coat pocket at the hip, not visible
+        return sh[0] - out * shoulder_half * 0.12 if not side else sh[0] + fwd * u * 0.03, hip_y + u * 0.01
+    if job == "hold":  # a bag in the hand: the arm hangs straight
+        return sh[0] + out * shoulder_half * 0.25 if not side else sh[0] + fwd * upper * 0.05, sh[1] + upper + fore
+    swing = 0.0
+    if f.motion in ("walking", "running"):
+        swing = (0.45 if f.motion == "walking" else 0.8) * f.phase * (1 if i == 0 else -1)
+    if side and f.motion == "running":  # elbows bent, hands pumping
+        return sh[0] + fwd * math.sin(swing) * upper + fwd * fore * 0.6, sh[1] + upper * 0.9
+    if side:
+        return sh[0] + fwd * math.sin(swing) * (upper + fore), sh[1] + math.cos(swing) * (upper + fore)
+    # Arms hang close to the body; a swing forward or back only shortens them.
+    return sh[0] + out * u * 0.012, sh[1] + (upper + fore) * (0.995 - 0.08 * abs(swing))
