@@ -134,7 +134,7 @@ _SUBJECT_START = re.compile(
 
 # "The image shows two men wearing chef uniforms": a group introduced as the subject is the subject.
 _GROUP_SUBJECT = re.compile(r"^(?:the (?:image|photo|picture|still) (?:shows|depicts|captures|features)|it shows)"
-                            r"(?: (?:the )?(?:backs?|fronts?) of)?$")
+                            r"(?: (?:the )?(?:backs?|fronts?|side)(?: views?)? of)?$")
 
 
 def _prepare(text: str) -> str:
@@ -173,6 +173,7 @@ _SCOPE_END = re.compile(r"[.;:]|\b(?:but|while|although|though|however|whereas|e
 _POST_NEGATION = re.compile(r"\b(?:is|are|was|were) (?:not|hardly|barely) (?:\w+ )?(?:visible|present|seen|"
                             r"discernible|shown|apparent|evident|identifiable|clear)\b")
 _SCOPE_WORDS = 10
+_POST_REACH = 30  # characters before "is not visible" that it negates
 
 
 def negated_spans(sentence: str) -> list[tuple[int, int]]:
@@ -185,9 +186,9 @@ def negated_spans(sentence: str) -> list[tuple[int, int]]:
         if len(words) > _SCOPE_WORDS:
             stop = m.end() + words[_SCOPE_WORDS - 1].end()
         spans.append((m.start(), stop))
-    for m in _POST_NEGATION.finditer(sentence):
+    for m in _POST_NEGATION.finditer(sentence):  # "a bag is not visible": the few words before
         starts = [b.end() for b in _SCOPE_END.finditer(sentence, 0, m.start())]
-        spans.append((starts[-1] if starts else 0, m.end()))
+        spans.append((max(starts[-1] if starts else 0, m.start() - _POST_REACH), m.end()))
     return spans
 
 
@@ -275,8 +276,11 @@ _ORIENTATION = PhraseFinder({
               "facing towards the camera", "facing toward the camera", "towards the camera", "toward the camera",
               "facing the viewer", "facing us", "facing front", "front of the (?:person|man|woman|child)",
               "approaching the camera", "faces the camera"),
-    "back": ("from behind", "from the back", "back view", "rear view", "back of (?:the|a|an) ",
-             "(?:his|her|their) back (?:is )?(?:to|towards|toward) the camera", "back to the camera",
+    "back": ("from behind", "from the back", "back view", "rear view",
+             "backs? of (?:the|a|an|several|two|three|some|many|this|that|his|her|their) ",
+             "(?:person|man|woman|child|individual|girl|boy|pedestrian|figure)'s back",
+             "back (?:is )?(?:turned |facing |positioned )?(?:to|towards|toward|facing) the camera",
+             "back to the camera",
              "away from the camera", "facing away", "rear",
              # "his back" is the view, "a backpack on his back" is not
              "(?<!on )(?<!over )(?<!across )(?<!down )(?:his|her|their) back(?! pocket)",
@@ -291,9 +295,9 @@ _ORIENTATION = PhraseFinder({
 _HAIR_IS = r"hair (?:is|appears|seems|looks)(?: to be)?(?: (?:very|quite|fairly|relatively|mostly|[\w-]+,?) and)? "
 _HAIR_LENGTH = PhraseFinder({
     "bald": ("bald", "balding", "shaved head", "shaven head"),
-    "long": (r"long,? (?:[\w-]+,? ){0,2}hair", _HAIR_IS + "long", "shoulder-length", "pigtails",
+    "long": (r"long,? (?:[\w-]+,? ){0,4}?hair", _HAIR_IS + "long", "shoulder-length", "pigtails",
              "braids?", "braided", "long-haired"),
-    "short": (r"short,? (?:[\w-]+,? ){0,2}hair", _HAIR_IS + "short", "buzz cut", "crew cut", "cropped hair",
+    "short": (r"short,? (?:[\w-]+,? ){0,4}?hair", _HAIR_IS + "short", "buzz cut", "crew cut", "cropped hair",
               "short-haired", "shaved"),
 })
 _HAIR = re.compile(r"\bhair\b")
