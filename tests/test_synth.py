@@ -134,6 +134,22 @@ def test_label_hides_what_the_pixels_cannot_show() -> None:
     assert helmet.value("hair_length") == UNKNOWN
 
 
+def test_visibility_rules_hold_over_many_renders() -> None:
+    """Whatever the scene does (crops, occluders, pockets, views), hidden things are unknown and
+    worn things are never labelled absent."""
+    for i in range(150):
+        r = render_person({"gloves": "yes", "glasses": "yes"}, seed=11, index=i)
+        v = r.description.values()
+        assert v["gloves"] in ("yes", UNKNOWN) and v["glasses"] in ("yes", UNKNOWN)
+        if v["orientation"] == "back":
+            assert v["glasses"] == UNKNOWN and v["mask"] == UNKNOWN
+        if v["headwear"] == "helmet":
+            assert v["hair_length"] == UNKNOWN
+        if "low-resolution" in r.scene["quality"]:
+            assert v["glasses"] == UNKNOWN
+        assert r.image.height >= 48
+
+
 def _upper_render(color: str, seed: int) -> np.ndarray:
     r = render_person({"upper_color": color, "upper_type": "t-shirt", "orientation": "front", "motion": "standing",
                        "pose": (), "held": (), "bags": (), "_texture_upper": "plain"}, seed=seed)
