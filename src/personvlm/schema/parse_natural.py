@@ -428,12 +428,21 @@ class _Caption:
         return finder.mentions(self.sentences, self.negations)
 
 
+def _orientation(mentions: list[Mention]) -> str:
+    """A view that is both from behind and from the side ("from behind and slightly to the side",
+    "her sideways profile") is a side view; otherwise the first view named."""
+    views = {m.value for m in mentions}
+    if {"back", "side"} <= views:
+        return "side"
+    return _first(mentions) or SILENT_DEFAULTS["orientation"]
+
+
 def _person(c: _Caption) -> dict[str, Any]:
     return {
         "gender": _first(c.find(_GENDER)) or UNKNOWN,
         "age": _first(c.find(_AGE)) or SILENT_DEFAULTS["age"],
         "body": _first(c.find(_BODY)) or SILENT_DEFAULTS["body"],
-        "orientation": _first(c.find(_ORIENTATION)) or SILENT_DEFAULTS["orientation"],
+        "orientation": _orientation(c.find(_ORIENTATION)),
         "hair_length": _first(c.find(_HAIR_LENGTH)) or UNKNOWN,
         "hair_color": _hair_color(c.sentences) or UNKNOWN,
         "headwear": _first(c.find(_HEADWEAR)) or SILENT_DEFAULTS["headwear"],
