@@ -64,3 +64,51 @@ def info(
         console.print(f"[red]error:[/red] {total / 1e6:.1f}M parameters is over the {MAX_PARAMETERS / 1e6:.0f}M limit; "
                       "this configuration is refused")
         raise typer.Exit(1)
+
+
+@app.command()
+def calibrate(
+    model: Annotated[Path, typer.Argument(help="Model directory; its config.json gets the thresholds.")],
+    data: Annotated[Path, typer.Argument(help="Labelled validation JSONL (MSP60K format, 'attributes' or 'one_hot').")],
+    image_root: Annotated[Path | None, typer.Option(help="Folder image paths are relative to (default: the JSONL's).")] = None,
+    target_accuracy: Annotated[float, typer.Option(min=0.0, max=1.0, help="Accuracy the answered rows must reach.")] = 0.9,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N rows.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the thresholds without writing config.json.")] = False,
+) -> None:
+    """Calibrate per-attribute 'unknown' thresholds on labelled validation data (never the test split).
+
+    For each attribute, the lowest head confidence at which the answers given reach
+    --target-accuracy; below it the model says 'unknown'. Prints accuracy, threshold, coverage (share
+    answered) and accuracy on the answered rows, then stores the thresholds in MODEL/config.json.
+    Raising the target trades coverage for precision: scorers that count 'unknown' as wrong prefer
+    a lower target.
+    """
+    from personvlm.data.msp60k import DatasetError, load_jsonl
+    from personvlm.describer import Describer
+    from personvlm.models.calibration import calibrate as run_calibration
+
+    console = Console()
+    try:
+        describer = Describer.from_pretrained(model)
+        records = load_jsonl(data, image_root)[:limit]
+        result = run_calibration(describer, records, target_accuracy)
+    except DatasetError as exc:
+        for line in exc.errors[:20]:
+            typer.echo(line, err=True)
+        typer.echo(f"error: {len(exc.errors)} problem(s) in {data}", err=True)
+        raise typer.Exit(1) from None
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    table = Table(title=f"unknown thresholds for {model} on {len(records)} rows of {data} (target {target_accuracy})")
+    for column in ("attribute", "n", "accuracy", "threshold", "coverage", "answered accuracy"):
+        table.add_column(column, justify="left" if column == "attribute" else "right")
+    for name, cal in result.items():
+        table.add_row(name, str(cal.n), f"{cal.accuracy:.3f}", f"{cal.threshold:.3f}", f"{cal.coverage:.3f}",
+                      f"{cal.answered_accuracy:.3f}")
+    console.print(table)
+    if not dry_run:
+        config = describer.model.config
+        config.unknown_thresholds = {name: cal.threshold for name, cal in result.items() if cal.threshold > 0}
+        config.save(model / CONFIG_FILE)
+        console.print(f"wrote {len(config.unknown_thresholds)} threshold(s) to {model / CONFIG_FILE}")

@@ -1,0 +1,79 @@
+"""``personvlm model calibrate``: per-attribute unknown thresholds from labelled validation data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from personvlm.cli import app
+from personvlm.data.msp60k import load_jsonl
+from personvlm.describer import Describer
+from personvlm.models.calibration import calibrate
+from personvlm.models.config import ModelConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+LABELS = [{"gender": "male", "upper_color": "red"}, {"gender": "female", "upper_color": "blue"},
+          {"gender": "male"}, {"gender": "female", "upper_color": "red"}, {"gender": "male", "upper_color": "black"},
+          {"gender": "female"}]
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "images").mkdir()
+    rows = []
+    for i, attrs in enumerate(LABELS):
+        Image.fromarray(rng.integers(0, 256, (100, 40, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.jpg")
+        rows.append({"image": f"images/{i}.jpg", "answer": "A person.", "attributes": attrs})
+    (tmp_path / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return tmp_path / "val.jsonl"
+
+
+def test_thresholds_only_for_labelled_attributes_and_reach_the_target(labelled):
+    result = calibrate(Describer.tiny(seed=0), load_jsonl(labelled), target_accuracy=0.75, batch_size=4)
+    assert set(result) == {"gender", "upper_color"}
+    assert result["gender"].n == 6 and result["upper_color"].n == 4
+    for cal in result.values():
+        assert 0.0 <= cal.coverage <= 1.0
+        if cal.threshold == 0.0:
+            assert cal.accuracy >= 0.75 and cal.coverage == 1.0
+        elif cal.answered_accuracy >= 0.75:  # reachable: the lowest threshold that reaches it
+            assert cal.coverage < 1.0
+
+
+def test_calibrate_command_writes_config_and_describe_uses_it(tmp_path, labelled):
+    model = tmp_path / "model"
+    Describer.tiny(seed=0).save_pretrained(model)
+    runner = CliRunner()
+    dry = runner.invoke(app, ["model", "calibrate", str(model), str(labelled), "--target-accuracy", "1.0", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "gender" in dry.stdout and ModelConfig.load(model / "config.json").unknown_thresholds == {}
+    result = runner.invoke(app, ["model", "calibrate", str(model), str(labelled), "--target-accuracy", "1.0"])
+    assert result.exit_code == 0, result.output
+    thresholds = ModelConfig.load(model / "config.json").unknown_thresholds
+    assert set(thresholds) <= {"gender", "upper_color"} and all(0 < t <= 1 for t in thresholds.values())
+    loaded = Describer.from_pretrained(model)
+    assert loaded.config.unknown_thresholds == thresholds
+
+
+def test_calibrate_reports_bad_data_with_lines(tmp_path):
+    model = tmp_path / "model"
+    Describer.tiny(seed=0).save_pretrained(model)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"image": "missing.jpg", "answer": "A person."}\n{not json\n')
+    result = CliRunner().invoke(app, ["model", "calibrate", str(model), str(bad)])
+    assert result.exit_code == 1
+    assert "bad.jsonl:1" in result.stderr and "bad.jsonl:2" in result.stderr
+
+
+def test_rows_without_labels_are_named(tmp_path, labelled):
+    model = tmp_path / "model"
+    Describer.tiny(seed=0).save_pretrained(model)
+    unlabelled = labelled.parent / "unlabelled.jsonl"
+    unlabelled.write_text(json.dumps({"image": "images/0.jpg", "answer": "A person."}) + "\n")
+    result = CliRunner().invoke(app, ["model", "calibrate", str(model), str(unlabelled)])
+    assert result.exit_code == 1 and "line 1" in result.stderr and "no labels" in result.stderr
