@@ -110,7 +110,8 @@ def synth_bench(
 def parse_eval(
     jsonl: Annotated[Path, typer.Argument(help="MSP60K-format JSONL with 'answer' captions and 'one_hot' labels.")],
     rows: Annotated[str | None, typer.Option(
-        "--rows", help="Score only rows START:END (Python slice, e.g. 0:2000 for development, -1000: held out).")]
+        "--rows", help="Score only rows START:END (Python slice): --rows 0:2000 for development, --rows=-1000: "
+        "for the last 1000 held out.")]
     = None,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Also print one JSON object (mA, n, per-attribute scores) as the last line.")] = False,
