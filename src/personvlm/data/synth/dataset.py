@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from personvlm.data.captions import natural_caption
 from personvlm.data.synth.render import caption_rng, render_person
 from personvlm.data.synth.sampling import Marginals
+from personvlm.data.synth.scene import warm_caches
 from personvlm.data.synth.sheet import sheet_label, write_sheet
 from personvlm.schema import to_compact, to_one_hot
 
@@ -83,6 +84,7 @@ def _results(n: int, seed: int, marginals: Marginals, workers: int) -> Iterator[
         for i in range(n):
             yield _work(i)
         return
+    warm_caches()  # forked workers inherit the noise banks
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ctx.Pool(workers, initializer=_init_worker, initargs=(seed, marginals)) as pool:
         yield from pool.imap(_work, range(n), chunksize=max(1, min(32, n // (workers * 8) or 1)))
