@@ -34,7 +34,7 @@ def test_natural_caption_reads_like_msp60k() -> None:
         "glasses": "no", "mask": "no", "scarf": "no", "gloves": "no",
     })
     assert to_text(desc, "natural") == (
-        "The image shows an adult man with short black hair, walking, seen from the front. He has an average "
+        "The image shows an adult man with short black hair, walking towards the camera. He has an average "
         "build. He is wearing a red long-sleeved jacket, blue jeans and black casual shoes. He is carrying a "
         "backpack.")
 

@@ -32,6 +32,7 @@ _PERSON_NOUNS: dict[tuple[str, str], str] = {
     ("male", "elderly"): "elderly man", ("female", "elderly"): "elderly woman", (UNKNOWN, "elderly"): "elderly person",
     ("male", UNKNOWN): "man", ("female", UNKNOWN): "woman", (UNKNOWN, UNKNOWN): "person",
 }
+_WALKING_VIEW = {"front": "walking towards the camera", "back": "walking away from the camera"}
 _BUILD_WORDS = {"fat": "a heavy build", "normal": "an average build", "thin": "a thin build"}
 _MOTION_WORDS = {"walking": "walking", "running": "running", "standing": "standing", "sitting": "sitting",
                  "riding bicycle": "riding a bicycle", "riding scooter": "riding a motor scooter",
@@ -106,7 +107,9 @@ def _sentences(v: dict[str, Any]) -> list[str]:
     verb = "are" if subject == "they" else "is"
     first = f"The image shows {person_phrase(v)}"
     extras = [_MOTION_WORDS[v["motion"]]] if v["motion"] != UNKNOWN else []
-    if v["orientation"] != UNKNOWN:
+    if v["motion"] == "walking" and v["orientation"] in _WALKING_VIEW:
+        extras = [_WALKING_VIEW[v["orientation"]]]  # MSP60K's "walking towards the camera"
+    elif v["orientation"] != UNKNOWN:
         extras.append("seen " + ORIENTATION_WORDS[v["orientation"]])
     out = [first + (", " + ", ".join(extras) if extras else "") + "."]
     if v["body"] != UNKNOWN:
