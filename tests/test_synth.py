@@ -179,6 +179,9 @@ def test_bad_arguments_are_refused_with_a_reason(tmp_path: Path) -> None:
     with pytest.raises(SynthError, match="--overwrite"):
         write_dataset(out, 1, workers=1, progress=False)
     assert (out / "data.jsonl").read_bytes() == before
+    write_dataset(tmp_path / "big", 3, workers=1, progress=False)
+    write_dataset(tmp_path / "big", 2, workers=1, progress=False, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "big" / "images").iterdir()) == ["000000.jpg", "000001.jpg"]
 
 
 def test_bad_marginals_name_the_file_and_the_entry(tmp_path: Path) -> None:

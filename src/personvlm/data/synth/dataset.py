@@ -106,6 +106,13 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
                          "folder")
 
 
+def _remove_stale_images(out: Path, n: int) -> None:
+    """On --overwrite, drop images a larger earlier run left behind (ours only: NNNNNN.jpg)."""
+    for path in (out / "images").glob("[0-9][0-9][0-9][0-9][0-9][0-9].jpg"):
+        if int(path.stem) >= n:
+            path.unlink()
+
+
 def write_dataset(out: Path, n: int, seed: int = 0, workers: int | None = None, marginals: Marginals | None = None,
                   sheet: bool = False, overwrite: bool = False, progress: bool = True) -> SynthSummary:
     """Render ``n`` crops into ``out/images/*.jpg`` and ``out/data.jsonl`` (MSP60K format plus
@@ -118,6 +125,7 @@ def write_dataset(out: Path, n: int, seed: int = 0, workers: int | None = None, 
         raise SynthError(f"--workers must be >= 1, got {workers}")
     out = Path(out)
     check_out_dir(out, overwrite)
+    _remove_stale_images(out, n)
     marginals = marginals or Marginals.load()
     start = time.perf_counter()
     tmp = out / ".data.jsonl.partial"
