@@ -73,7 +73,7 @@ def render_person(values: Mapping[str, Any] | None = None, seed: int = 0, index:
     view = outfit["orientation"]
     wide = outfit["motion"] in ("riding bicycle", "sitting") and view == "side"
     canvas = (132 if wide else 96, CANVAS_H)
-    bg, bg_phrase, _ = background(canvas, rng)
+    bg, bg_phrase = background(canvas, rng)
 
     u = CANVAS_H * rng.uniform(0.8, 0.9)
     if outfit["motion"] == "sitting":
@@ -102,7 +102,7 @@ def render_person(values: Mapping[str, Any] | None = None, seed: int = 0, index:
     occluded_from = None
     if rng.random() < 0.08:
         occluded_from = _draw_occluder(bg, rng, ground, u)
-    bottom_visible = min(CANVAS_H, occluded_from or CANVAS_H)
+    bottom_visible = CANVAS_H if occluded_from is None else min(CANVAS_H, occluded_from)
 
     out_size = _out_size(rng, canvas)
     image, camera = degrade(bg, out_size, rng)

@@ -86,21 +86,20 @@ def _add_noise(img: Image.Image, rng: np.random.Generator, sigma: float) -> Imag
 GROUNDS = ("pavement", "grass", "road", "indoor floor", "tiles")
 
 
-def background(size: tuple[int, int], rng: np.random.Generator) -> tuple[Image.Image, str, float]:
-    """A background and a short phrase for it; returns (image, phrase, ground line y).
+def background(size: tuple[int, int], rng: np.random.Generator) -> tuple[Image.Image, str]:
+    """A background and a short phrase for it (for the caption).
 
     Mostly ground seen from above (the camera looks down, so ground fills the crop), sometimes
     a wall or shop front behind the person, sometimes a plain gradient.
     """
     w, h = size
     kind = pick(rng, ["ground", "ground", "ground", "street", "wall", "gradient"])
-    ground_y = h * rng.uniform(0.8, 0.97)
     if kind == "gradient":
         top, bottom = _random_surface(rng), _random_surface(rng)
         ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
         column = np.asarray(top, np.float32) * (1 - ramp) + np.asarray(bottom, np.float32) * ramp
         img = Image.fromarray(column.astype(np.uint8)).resize((w, h), Image.NEAREST)
-        return _add_noise(img, rng, 4), "a plain backdrop", ground_y
+        return _add_noise(img, rng, 4), "a plain backdrop"
     ground = weighted(rng, GROUNDS, [0.45, 0.2, 0.15, 0.1, 0.1])
     img = _ground(ground, size, rng)
     phrase = {"pavement": "a paved area", "grass": "a grassy area", "road": "a street", "indoor floor": "an indoor area",
@@ -110,8 +109,8 @@ def background(size: tuple[int, int], rng: np.random.Generator) -> tuple[Image.I
         wall = _wall((w, horizon), rng)
         img.paste(wall, (0, 0))
         phrase = "a building wall" if kind == "wall" else "a street with buildings"
-    _clutter(img, rng, ground)
-    return img, phrase, ground_y
+    _clutter(img, rng)
+    return img, phrase
 
 
 def _random_surface(rng: np.random.Generator) -> RGB:
@@ -176,7 +175,7 @@ def _wall(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
     return img
 
 
-def _clutter(img: Image.Image, rng: np.random.Generator, ground: str) -> None:
+def _clutter(img: Image.Image, rng: np.random.Generator) -> None:
     """Street furniture and debris: poles, cones, kerbs, bins, leaves, painted lines."""
     w, h = img.size
     d = ImageDraw.Draw(img)
