@@ -179,37 +179,42 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_server(
-    model: str | Path | None, max_batch: int, max_wait_ms: int, queue_size: int, log_path: Path
-) -> Iterator[str]:
-    """``personvlm serve`` in a child process on a free loopback port, without auth or store;
-    stopped (SIGTERM, then SIGKILL) on exit. Its log goes to ``log_path``.
+def local_servers(
+    model: str | Path | None, batching: Sequence[tuple[int, int]], queue_size: int, log_path: Path
+) -> Iterator[list[str]]:
+    """One ``personvlm serve`` child process per ``(max_batch, max_wait_ms)``, each on a free loopback
+    port, without auth or store; started together (model loading overlaps), stopped with SIGTERM
+    (then SIGKILL) on exit. Their logs go to ``log_path``.
 
     The request deadline is raised to ``BENCH_TIMEOUT_MS`` so an overloaded ``max_batch=1`` server
     is measured computing every request, not shedding load with fast 503s."""
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "personvlm.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--queue-size", str(queue_size),
-        "--store", "", "--log-level", "WARNING",
-    ]
-    if model is not None:
-        cmd += ["--model", str(model)]
     env = {k: v for k, v in os.environ.items() if k not in ("PERSONVLM_API_KEY", "PERSONVLM_CONFIG")}
     env["PERSONVLM_REQUEST_TIMEOUT_MS"] = str(BENCH_TIMEOUT_MS)
-    url = f"http://127.0.0.1:{port}"
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
-            _wait_ready(url, proc, log_path)
-            yield url
+            for max_batch, max_wait_ms in batching:
+                port = _free_port()
+                cmd = [
+                    sys.executable, "-m", "personvlm.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                    "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), "--queue-size", str(queue_size),
+                    "--store", "", "--log-level", "WARNING", *([] if model is None else ["--model", str(model)]),
+                ]
+                procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
+                urls.append(f"http://127.0.0.1:{port}")
+            for url, proc in zip(urls, procs, strict=True):
+                _wait_ready(url, proc, log_path)
+            yield urls
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -268,10 +273,7 @@ def run_local(
             progress(f"{label}: {clients} clients, {n} requests")
         return asyncio.run(measure(url, image, clients, n, samples, style))
 
-    with (
-        local_server(model, max_batch, max_wait_ms, queue_size, log_path) as batched,
-        local_server(model, 1, 0, queue_size, log_path) as single,
-    ):
+    with local_servers(model, [(max_batch, max_wait_ms), (1, 0)], queue_size, log_path) as (batched, single):
         for clients in concurrency:
             if clients != top:
                 results.append(run(batched, clients, requests, label=batched_label).summary(batched_label, clients, max_batch))
