@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from personvlm.schema import UNKNOWN, PersonDescription
-from personvlm.schema.lexicon import GENERIC_LOWER, GENERIC_SHOES, SHOE_WORDS, SLEEVE_WORDS
+from personvlm.schema.compact import SLEEVE_WORDS
+from personvlm.schema.lexicon import GENERIC_LOWER, GENERIC_SHOES, SHOE_TYPES
 from personvlm.schema.natural import PRONOUNS, article, join_list
 
 _OPENINGS = ("", "", "", "Here is a description of the image:\n\n", "Here's a description of the image:\n\n")
@@ -58,7 +59,7 @@ _HOLD = ("{S} is holding {x}.", "{S} holds {x} in {P} hand.")
 _POSE = {"calling": "making a call", "smoking": "smoking a cigarette",
          "hands behind back": "keeping {P} hands behind {P} back", "arms crossed": "keeping {P} arms crossed"}
 _SHOES = {"leather": ("leather shoes",), "casual": ("casual shoes", "sneakers", "trainers"), "boots": ("boots",),
-          "sandals": ("sandals", "slippers"), "other": (SHOE_WORDS["other"],)}
+          "sandals": ("sandals", "slippers"), "other": (SHOE_TYPES["other"][0],)}
 _HELD = {"phone": ("a phone", "a mobile phone"), "umbrella": ("an umbrella",), "cup": ("a cup", "a bottle")}
 _BAGS = {"backpack": ("a backpack",), "shoulder bag": ("a shoulder bag", "a crossbody bag"),
          "handbag": ("a handbag", "a tote bag"), "plastic bag": ("a plastic bag", "a plastic shopping bag"),

@@ -125,9 +125,6 @@ GENERIC = "generic"
 GENERIC_LOWER: tuple[str, ...] = ("bottoms", "lower-body clothing", "lower clothing", "lower garment")
 GENERIC_SHOES: tuple[str, ...] = ("footwear",)
 # Canonical English for attribute values the writers need beyond the tables above.
-SLEEVE_WORDS: dict[str, str] = {"short": "short-sleeved", "long": "long-sleeved", "sleeveless": "sleeveless"}
-SHOE_WORDS: dict[str, str] = {k: v[0] for k, v in SHOE_TYPES.items()}
-BODY_WORDS: dict[str, str] = {"fat": "heavy-set", "normal": "average", "thin": "thin"}
 ORIENTATION_WORDS: dict[str, str] = {
     "front": "from the front", "back": "from behind", "side": "from the side",
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from personvlm.schema.attributes import NAMES, UNKNOWN
+from personvlm.schema.compact import SLEEVE_WORDS
 from personvlm.schema.description import PersonDescription
 from personvlm.schema.lexicon import (
     BAG_TYPES,
@@ -20,8 +21,7 @@ from personvlm.schema.lexicon import (
     GENERIC_SHOES,
     HELD_ITEMS,
     ORIENTATION_WORDS,
-    SHOE_WORDS,
-    SLEEVE_WORDS,
+    SHOE_TYPES,
 )
 from personvlm.schema.parse_natural import UNCLEAR_SUBJECTS, parse_natural
 
@@ -91,7 +91,7 @@ def shoes_phrase(v: dict[str, Any]) -> str | None:
     color, kind = v["shoes_color"], v["shoes_type"]
     if color == kind == UNKNOWN:
         return None
-    return _words(color, GENERIC_SHOES[0] if kind == UNKNOWN else SHOE_WORDS[kind])
+    return _words(color, GENERIC_SHOES[0] if kind == UNKNOWN else SHOE_TYPES[kind][0])
 
 
 def worn_items(v: dict[str, Any]) -> list[str]:
