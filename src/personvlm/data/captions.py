@@ -18,7 +18,7 @@ from typing import Any
 from personvlm.schema import UNKNOWN, PersonDescription
 from personvlm.schema.compact import SLEEVE_WORDS
 from personvlm.schema.lexicon import GENERIC_LOWER, GENERIC_SHOES, SHOE_TYPES
-from personvlm.schema.natural import PRONOUNS, article, join_list
+from personvlm.schema.natural import PRONOUNS, article, join_list, join_words
 
 _OPENINGS = ("", "", "", "Here is a description of the image:\n\n", "Here's a description of the image:\n\n")
 _SHOTS = ("picture", "photo", "image", "security camera still", "CCTV still", "shot")
@@ -83,10 +83,6 @@ def _color_word(color: str, rng: random.Random) -> str:
     return color
 
 
-def _words(*parts: str) -> str:
-    return " ".join(p for p in parts if p and p != UNKNOWN)
-
-
 def _upper(v: Mapping[str, Any], rng: random.Random) -> str | None:
     color, sleeve, kind = v["upper_color"], v["upper_sleeve"], v["upper_type"]
     if color == sleeve == kind == UNKNOWN:
@@ -96,14 +92,14 @@ def _upper(v: Mapping[str, Any], rng: random.Random) -> str | None:
     sl = SLEEVE_WORDS.get(sleeve, "")
     if sl and col and rng.random() < 0.5:
         return article(f"{col}, {sl} {noun}")
-    return article(_words(col, sl, noun))
+    return article(join_words(col, sl, noun))
 
 
 def _lower(v: Mapping[str, Any], rng: random.Random) -> str | None:
     color, kind = v["lower_color"], v["lower_type"]
     if color == kind == UNKNOWN:
         return None
-    phrase = _words(_color_word(color, rng) if color != UNKNOWN else "", GENERIC_LOWER[0] if kind == UNKNOWN else kind)
+    phrase = join_words(_color_word(color, rng) if color != UNKNOWN else "", GENERIC_LOWER[0] if kind == UNKNOWN else kind)
     return article(phrase) if kind in ("long skirt", "short skirt", "dress") else phrase
 
 
@@ -112,7 +108,7 @@ def _shoes(v: Mapping[str, Any], rng: random.Random) -> str | None:
     if color == kind == UNKNOWN:
         return None
     noun = GENERIC_SHOES[0] if kind == UNKNOWN else rng.choice(_SHOES[kind])
-    return _words(_color_word(color, rng) if color != UNKNOWN else "", noun)
+    return join_words(_color_word(color, rng) if color != UNKNOWN else "", noun)
 
 
 def _person_sentence(v: Mapping[str, Any], rng: random.Random, scene: Mapping[str, Any]) -> str:
@@ -123,7 +119,7 @@ def _person_sentence(v: Mapping[str, Any], rng: random.Random, scene: Mapping[st
     framed = orientation in _FRAMED and not lead and rng.random() < 0.5
     subject = f"{_FRAMED[orientation]} {article(noun)}" if framed else article(noun)
     if v["hair_length"] not in ("bald", UNKNOWN) and v["hair_color"] != UNKNOWN and rng.random() < 0.4:
-        subject += f" with {_words(v['hair_length'], v['hair_color'])} hair"  # "a male adult with black hair"
+        subject += f" with {join_words(v['hair_length'], v['hair_color'])} hair"  # "a male adult with black hair"
     # a child "riding a scooter" reads as a kick scooter (MSP60K's skateboard class): name the motor
     phrases = _MOTION[motion][1:] if motion == "riding scooter" and v["age"] == "child" else _MOTION.get(motion)
     tail = [rng.choice(phrases)] if phrases else []
@@ -147,7 +143,7 @@ def _hair_sentence(v: Mapping[str, Any], rng: random.Random) -> str | None:
         return None
     if length != UNKNOWN and color != UNKNOWN and rng.random() < 0.3:
         return "{Pc} hair is " + f"{color} and {length}."
-    return "{S} has " + f"{_words(length, color)} hair."
+    return "{S} has " + f"{join_words(length, color)} hair."
 
 
 def natural_caption(desc: PersonDescription, rng: random.Random, scene: Mapping[str, Any] | None = None) -> str:

@@ -37,8 +37,8 @@ _BUILD_WORDS = {"fat": "a heavy build", "normal": "an average build", "thin": "a
 _MOTION_WORDS = {"walking": "walking", "running": "running", "standing": "standing", "sitting": "sitting",
                  "riding bicycle": "riding a bicycle", "riding scooter": "riding a motor scooter",
                  "riding skateboard": "riding a skateboard"}
-_POSE_WORDS = {"calling": "making a call", "smoking": "smoking", "hands behind back": "with hands behind the back",
-               "arms crossed": "with arms crossed"}
+_POSE_WORDS = {"calling": "making a call", "smoking": "smoking",
+               "hands behind back": "keeping the hands behind the back", "arms crossed": "keeping the arms crossed"}
 _HEADWEAR_WORDS = {"hat": "a hat", "cap": "a cap", "helmet": "a helmet"}
 _ACCESSORY_WORDS = {"glasses": "glasses", "mask": "a mask", "scarf": "a scarf", "gloves": "gloves"}
 _UPPER_PLACEHOLDER = "top"
@@ -55,7 +55,8 @@ def join_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _words(*parts: str) -> str:
+def join_words(*parts: str) -> str:
+    """The known, non-empty words of a phrase: ``join_words("red", "unknown", "jacket") == "red jacket"``."""
     return " ".join(p for p in parts if p and p != UNKNOWN)
 
 
@@ -64,11 +65,11 @@ def person_phrase(v: dict[str, Any]) -> str:
     noun = article(_PERSON_NOUNS[(v["gender"], v["age"])])
     length, color = v["hair_length"], v["hair_color"]
     if length == "bald":
-        hair = "balding " + _words(color, "hair") if color != UNKNOWN else "a bald head"
+        hair = "balding " + join_words(color, "hair") if color != UNKNOWN else "a bald head"
     elif length == UNKNOWN and color == UNKNOWN:
         return noun
     else:
-        hair = _words(length, color, "hair")
+        hair = join_words(length, color, "hair")
     return f"{noun} with {hair}"
 
 
@@ -76,14 +77,14 @@ def upper_phrase(v: dict[str, Any]) -> str | None:
     color, sleeve, kind = v["upper_color"], v["upper_sleeve"], v["upper_type"]
     if color == sleeve == kind == UNKNOWN:
         return None
-    return article(_words(color, SLEEVE_WORDS.get(sleeve, UNKNOWN), _UPPER_PLACEHOLDER if kind == UNKNOWN else kind))
+    return article(join_words(color, SLEEVE_WORDS.get(sleeve, UNKNOWN), _UPPER_PLACEHOLDER if kind == UNKNOWN else kind))
 
 
 def lower_phrase(v: dict[str, Any]) -> str | None:
     color, kind = v["lower_color"], v["lower_type"]
     if color == kind == UNKNOWN:
         return None
-    phrase = _words(color, GENERIC_LOWER[0] if kind == UNKNOWN else kind)
+    phrase = join_words(color, GENERIC_LOWER[0] if kind == UNKNOWN else kind)
     return article(phrase) if kind in _SINGULAR_LOWER else phrase
 
 
@@ -91,7 +92,7 @@ def shoes_phrase(v: dict[str, Any]) -> str | None:
     color, kind = v["shoes_color"], v["shoes_type"]
     if color == kind == UNKNOWN:
         return None
-    return _words(color, GENERIC_SHOES[0] if kind == UNKNOWN else SHOE_TYPES[kind][0])
+    return join_words(color, GENERIC_SHOES[0] if kind == UNKNOWN else SHOE_TYPES[kind][0])
 
 
 def worn_items(v: dict[str, Any]) -> list[str]:
@@ -136,4 +137,4 @@ def to_natural(desc: PersonDescription) -> str:
     return " ".join([text, *unclear])
 
 
-__all__ = ["PRONOUNS", "article", "join_list", "parse_natural", "to_natural"]
+__all__ = ["PRONOUNS", "article", "join_list", "join_words", "parse_natural", "to_natural"]
