@@ -23,7 +23,7 @@ _BANDS: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, f
     "orange": ((18, 32), (0.70, 1.0), (0.80, 1.0)),
     "yellow": ((46, 58), (0.60, 0.95), (0.82, 1.0)),
     "green": ((90, 150), (0.40, 0.85), (0.35, 0.80)),
-    "blue": ((190, 232), (0.15, 0.85), (0.40, 1.0)),  # pale sky blue (S 0.15, V 1.0 in real crops) to navy
+    "blue": ((198, 232), (0.15, 0.85), (0.40, 1.0)),  # pale sky blue (S 0.15, V 1.0 in real crops) to navy
     "purple": ((268, 292), (0.40, 0.75), (0.38, 0.78)),
     "pink": ((322, 348), (0.28, 0.60), (0.85, 1.0)),
     "brown": ((18, 32), (0.45, 0.75), (0.26, 0.50)),
