@@ -14,6 +14,13 @@ they are about *plausibility* and *learnability*, not frequencies:
 
 What the pixels can show (glasses from behind, shoes when cut off) is decided later by the
 renderer, which knows the view and the occlusion; this module returns the *worn* outfit.
+
+A marginals file (``--marginals``) is JSON with: ``floor``; ``exclusive`` {attribute: {value:
+p}} for gender, age, body, orientation, upper/lower/shoes type and colour, upper_sleeve,
+motion (missing values get p = 0, then the floor); ``sets`` {bags|held|pose: {item: rate}};
+``binary`` {glasses|mask|scarf|gloves: rate of "yes"}; ``hair_length_by_gender`` {male|female:
+{short|long|bald: p}}; ``hair_color``, ``headwear`` and ``texture`` (plain, stripes, check,
+print) as {value: p}. Copy the bundled file and edit it.
 """
 
 from __future__ import annotations
