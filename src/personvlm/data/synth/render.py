@@ -102,6 +102,9 @@ def render_person(values: Mapping[str, Any] | None = None, seed: int = 0, index:
     occluded_from = None
     if rng.random() < 0.08:
         occluded_from = _draw_occluder(bg, rng, ground, u)
+    pole = rng.random() < 0.05
+    if pole:
+        _draw_pole(bg, rng, cx, u)
     bottom_visible = CANVAS_H if occluded_from is None else min(CANVAS_H, occluded_from)
 
     out_size = _out_size(rng, canvas)
@@ -112,7 +115,7 @@ def render_person(values: Mapping[str, Any] | None = None, seed: int = 0, index:
         "quality": camera["quality"],
         "lighting": camera["lighting"],
         "background": bg_phrase,
-        "occluded": occluded_from is not None or cut_feet,
+        "occluded": occluded_from is not None or cut_feet or pole,
         "others": others,
     }
     return Rendered(image, label, scene, camera["jpeg_quality"])
@@ -177,6 +180,16 @@ def _draw_occluder(bg: Image.Image, rng: np.random.Generator, ground: float, u: 
         d.rectangle([0, top, w, h], fill=col)
         d.line([(0, top + 3), (w, top + 3)], fill=(30, 30, 30), width=2)
     return float(top)
+
+
+def _draw_pole(bg: Image.Image, rng: np.random.Generator, cx: float, u: float) -> None:
+    """A thin post or sign pole in front of the person, off the body's centre line (it hides
+    a strip, never a whole garment, so the label is unchanged)."""
+    side = 1 if rng.random() < 0.5 else -1
+    x = cx + side * u * rng.uniform(0.06, 0.14)
+    width = u * rng.uniform(0.02, 0.04)
+    col = shade(rng, pick(rng, ["gray", "black", "white", "green", "yellow"]))
+    ImageDraw.Draw(bg).rectangle([x - width / 2, 0, x + width / 2, bg.height], fill=col)
 
 
 _DEFAULT: list[Marginals] = []
