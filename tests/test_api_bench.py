@@ -78,6 +78,10 @@ def test_serve_refuses_to_start_without_a_model_or_with_a_bad_store(tmp_path: Pa
     assert code == 2 and f"folder {tmp_path / 'no' / 'dir'} does not exist" in text
     code, text = serve("--model", "tiny", "--max-batch", "0")
     assert code == 2 and "max_batch: expected an integer >= 1, got 0" in text
+    config = tmp_path / "serve.yaml"
+    config.write_text("max_wait_ms: soon\n")
+    code, text = serve("--config", str(config))
+    assert code == 2 and f"config file {config}: max_wait_ms: expected an integer, got 'soon'" in text
 
 
 @pytest.mark.slow
