@@ -1,10 +1,10 @@
-"""Drawing one person (and what they ride, carry and sit on) onto a transparent layer.
+"""Drawing one person onto a transparent layer: body, garments, head, hair and headwear,
+with what they carry (``carried.py``) and ride or sit on (``vehicles.py``) in between.
 
 Everything is PIL polygons, lines and ellipses between the joints of ``skeleton.py``, in
 back-to-front order for the view (a backpack is behind the torso from the front and on top of
-it from behind). Garments are painted through a mask so they can carry a texture (stripes,
-check, print, denim) in one paste. Shading and the camera effects come later (``scene.py``),
-applied to the whole crop at once, which keeps this module free of per-pixel work.
+it from behind). Shading and the camera effects come later (``scene.py``), applied to the
+whole crop at once, which keeps this module free of per-pixel work.
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from personvlm.data.synth.carried import BACKPACK_COLORS, draw_held, draw_worn_bags
 from personvlm.data.synth.colors import RGB, denim_shade, hair_shade, mix, scale, shade, skin_tone
 from personvlm.data.synth.draws import pick
+from personvlm.data.synth.painter import Painter, Pt, lerp
 from personvlm.data.synth.sampling import HAND_BAGS
-from personvlm.data.synth.skeleton import Pt, Skeleton, build
+from personvlm.data.synth.skeleton import Skeleton, build
+from personvlm.data.synth.vehicles import draw_behind_rider, draw_in_front_of_rider
 from personvlm.schema import HAIR_COLORS
 
 COATS = {"coat": 0.78, "cotton-padded coat": 0.66, "graduation gown": 0.93}  # hem as fraction of height
-BACKPACK_COLORS = ["black", "black", "gray", "blue", "red", "green"]
 
 
 @dataclass
@@ -33,90 +35,6 @@ class Drawn:
     hands_visible: bool
     feet_y: float  # bottom of the shoes, for deciding when a crop cut them off
     bbox: tuple[float, float, float, float]
-
-
-def _stroke(d: ImageDraw.ImageDraw, a: Pt, b: Pt, width: float, fill: Any) -> None:
-    """A thick segment with round ends, so limbs meeting at a joint look continuous."""
-    d.line([a, b], fill=fill, width=max(1, round(width)))
-    r = width / 2
-    for x, y in (a, b):
-        d.ellipse([x - r, y - r, x + r, y + r], fill=fill)
-
-
-class Painter:
-    """A transparent RGBA layer plus helpers that draw limbs and paint textured garments."""
-
-    def __init__(self, size: tuple[int, int], rng: np.random.Generator) -> None:
-        self.size = size
-        self.layer = Image.new("RGBA", size, (0, 0, 0, 0))
-        self.draw = ImageDraw.Draw(self.layer)
-        self.rng = rng
-        self.item_colors: dict[str, RGB] = {}  # one colour per item, however many parts draw it
-
-    def item_color(self, item: str, names: list[str]) -> RGB:
-        """The colour of ``item`` (e.g. the backpack), drawn once from ``names`` and then reused."""
-        if item not in self.item_colors:
-            self.item_colors[item] = shade(self.rng, pick(self.rng, names))
-        return self.item_colors[item]
-
-    def limb(self, a: Pt, b: Pt, width: float, color: RGB) -> None:
-        _stroke(self.draw, a, b, width, (*color, 255))
-
-    def ellipse(self, c: Pt, rx: float, ry: float, color: RGB) -> None:
-        self.draw.ellipse([c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry], fill=(*color, 255))
-
-    def poly(self, pts: list[Pt], color: RGB) -> None:
-        self.draw.polygon(pts, fill=(*color, 255))
-
-    def fabric(self, base: RGB, texture: str, denim: bool = False, quilt: float = 0.0) -> Image.Image:
-        """A full-layer image of the garment's cloth: base colour plus its pattern (``quilt``:
-        spacing of the seams of a padded coat; drawn here so the mask clips them to the coat)."""
-        rng = self.rng
-        img = Image.new("RGB", self.size, base)
-        if texture == "plain" and not denim and not quilt:
-            return img
-        d = ImageDraw.Draw(img)
-        w, h = self.size
-        other = mix(base, (255, 255, 255) if sum(base) < 380 else (20, 20, 20), rng.uniform(0.35, 0.6))
-        if texture == "stripes":
-            period = int(rng.integers(4, 8))
-            for y in range(int(rng.integers(0, period)), h, period):
-                d.line([(0, y), (w, y)], fill=other, width=max(1, period // 3))
-        elif texture == "check":
-            period = int(rng.integers(5, 9))
-            for y in range(0, h, period):
-                d.line([(0, y), (w, y)], fill=other, width=1)
-            for x in range(0, w, period):
-                d.line([(x, 0), (x, h)], fill=other, width=1)
-        elif texture == "print":
-            for _ in range(int(rng.integers(10, 30))):
-                x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(1, 3)
-                d.ellipse([x - r, y - r, x + r, y + r], fill=other if rng.random() < 0.6 else scale(base, 0.6))
-        if quilt:
-            seam = scale(base, 0.7) if sum(base) > 90 else mix(base, (255, 255, 255), 0.2)
-            for y in np.arange(rng.uniform(0, quilt), h, quilt):
-                d.line([(0, y), (w, y)], fill=seam, width=1)
-        if denim:
-            for x in range(0, w, 3):
-                d.line([(x, 0), (x, h)], fill=scale(base, 1.12), width=1)
-        return img
-
-    def paint(self, cloth: Image.Image, shapes: list[tuple[str, Any]]) -> None:
-        """Paint ``cloth`` through the union of ``shapes``: ("poly", pts) / ("limb", (a, b, w))."""
-        mask = Image.new("L", self.size, 0)
-        d = ImageDraw.Draw(mask)
-        for kind, arg in shapes:
-            if kind == "poly":
-                d.polygon(arg, fill=255)
-            else:
-                _stroke(d, *arg, 255)
-        box = mask.getbbox()
-        if box:  # paste only the covered rectangle: a full-layer paste costs 10x more
-            self.layer.paste(cloth.crop(box), box[:2], mask.crop(box))
-
-
-def _lerp(a: Pt, b: Pt, t: float) -> Pt:
-    return a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t
 
 
 POCKET_TOPS = ("coat", "cotton-padded coat", "jacket", "hoodie", "suit")
@@ -177,7 +95,7 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
 
     # Arms behind the torso: hands behind the back (unless seen from behind) and a profile's far arm.
     arms_back = (0, 1) if skel.arms_behind and view != "back" else (0,) if side else ()
-    _draw_vehicle_back(painter, skel, values, ground)
+    draw_behind_rider(painter, skel, values, ground)
     if view == "front":
         _draw_behind_front(painter, skel, values, hair, upper_rgb)
     for i in arms_back:
@@ -192,9 +110,9 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
         if i not in arms_back:
             _draw_arm(painter, skel, i, values, upper_cloth, skin, hand_rgb)
     _draw_head(painter, skel, values, skin, hair)
-    _draw_front_items(painter, skel, values, upper_rgb)
-    _draw_held(painter, skel, values, jobs, hand_rgb)
-    _draw_vehicle_front(painter, skel, values, ground)
+    draw_worn_bags(painter, skel, values)
+    draw_held(painter, skel, values, jobs, hand_rgb)
+    draw_in_front_of_rider(painter, skel, values, ground)
 
     hands_visible = not (skel.arms_behind and view == "front") and jobs != ["pocket", "pocket"]
     feet_y = max(a[1] for a in skel.ankle) + u * 0.035
@@ -212,14 +130,14 @@ def _draw_leg(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.I
     p.limb(knee, ankle, lw * 0.8, skin)
     if kind in ("trousers", "jeans"):
         flare = 1.1 if kind == "jeans" else 1.0
-        p.paint(cloth, [("limb", (hip, knee, lw * 1.05)), ("limb", (knee, _lerp(knee, ankle, 0.95), lw * 0.9 * flare))])
+        p.paint(cloth, [("limb", (hip, knee, lw * 1.05)), ("limb", (knee, lerp(knee, ankle, 0.95), lw * 0.9 * flare))])
     elif kind == "shorts":
-        p.paint(cloth, [("limb", (hip, _lerp(hip, knee, 0.75), lw * 1.15))])
+        p.paint(cloth, [("limb", (hip, lerp(hip, knee, 0.75), lw * 1.15))])
     elif v["motion"] == "sitting" and kind in ("dress", "short skirt", "long skirt"):
         # Seated, a skirt lies along the thighs (and a long one falls over the shins).
-        parts = [("limb", (hip, _lerp(hip, knee, 1.05), lw * 1.3))]
+        parts = [("limb", (hip, lerp(hip, knee, 1.05), lw * 1.3))]
         if kind == "long skirt":
-            parts.append(("limb", (knee, _lerp(knee, ankle, 0.8), lw * 1.2)))
+            parts.append(("limb", (knee, lerp(knee, ankle, 0.8), lw * 1.2)))
         p.paint(cloth, parts)
     # shoes
     toe_dir = s.facing if s.view == "side" else 0
@@ -228,7 +146,7 @@ def _draw_leg(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.I
     foot = (ankle[0] + toe_dir * fl * 0.55, ankle[1] + fh * 0.7)
     stype = v["shoes_type"]
     if stype == "boots":
-        p.limb(_lerp(knee, ankle, 0.55), ankle, lw * 0.9, shoe)
+        p.limb(lerp(knee, ankle, 0.55), ankle, lw * 0.9, shoe)
     if stype == "sandals":
         p.ellipse(foot, fl * 0.55 if toe_dir else lw * 0.42, fh * 0.55, skin)
         p.draw.line([(foot[0] - lw * 0.4, foot[1]), (foot[0] + lw * 0.4, foot[1])], fill=(*shoe, 255), width=1)
@@ -252,7 +170,7 @@ def _draw_skirt(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image) 
     if kind not in ("short skirt", "long skirt"):
         return
     top = s.pelvis[1] - s.u * 0.04
-    hem_y = _lerp(s.hip[0], s.knee[0], 0.7)[1] if kind == "short skirt" else _lerp(s.knee[0], s.ankle[0], 0.8)[1]
+    hem_y = lerp(s.hip[0], s.knee[0], 0.7)[1] if kind == "short skirt" else lerp(s.knee[0], s.ankle[0], 0.8)[1]
     xs = s.leg_x_at(hem_y)
     half = s.hip_half * (1.0 if s.view != "side" else 1.1)
     left = min(*xs, s.pelvis[0] - half) - s.leg_w * 0.7
@@ -262,9 +180,9 @@ def _draw_skirt(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image) 
 
 def _torso_outline(s: Skeleton, hem_y: float, puff: float) -> list[Pt]:
     """Torso polygon from the shoulders to ``hem_y`` (covering the legs for long coats)."""
-    sh_c = _lerp(s.shoulder[0], s.shoulder[1], 0.5)
+    sh_c = lerp(s.shoulder[0], s.shoulder[1], 0.5)
     pel = s.pelvis
-    waist = _lerp(sh_c, pel, 0.62)
+    waist = lerp(sh_c, pel, 0.62)
     sw, ww, hw = s.shoulder_half * puff, s.waist_half * puff, s.hip_half * puff
     if s.view == "side":
         f = s.facing
@@ -303,10 +221,10 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
     puff = 1.18 if kind == "cotton-padded coat" else 1.06 if kind in ("coat", "graduation gown") else 1.0
     outline = _torso_outline(s, hem_y, puff)
     # neck
-    p.limb(s.neck, _lerp(s.neck, s.head, 0.4), s.head_w * 0.5, skin)
+    p.limb(s.neck, lerp(s.neck, s.head, 0.4), s.head_w * 0.5, skin)
     p.paint(cloth, [("poly", outline)])
     d = p.draw
-    sh_c = _lerp(s.shoulder[0], s.shoulder[1], 0.5)
+    sh_c = lerp(s.shoulder[0], s.shoulder[1], 0.5)
     dark = scale(base, 0.6) if sum(base) > 120 else mix(base, (255, 255, 255), 0.25)
     lw = max(1, round(s.u * 0.008))
     front_view = s.view == "front"
@@ -366,11 +284,11 @@ def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.I
     p.limb(sh, el, aw, skin)
     p.limb(el, wr, aw * 0.85, skin)
     if sleeve == "long":
-        p.paint(cloth, [("limb", (sh, el, aw * puff)), ("limb", (el, _lerp(el, wr, 0.9), aw * puff * 0.9))])
+        p.paint(cloth, [("limb", (sh, el, aw * puff)), ("limb", (el, lerp(el, wr, 0.9), aw * puff * 0.9))])
     elif sleeve == "short":
-        p.paint(cloth, [("limb", (sh, _lerp(sh, el, 0.55), aw * 1.25))])
+        p.paint(cloth, [("limb", (sh, lerp(sh, el, 0.55), aw * 1.25))])
     if not (s.arms_behind and s.view == "front") and s.hand_item[i] != "pocket":
-        p.ellipse(_lerp(el, wr, 1.08), aw * 0.55, aw * 0.6, hand)
+        p.ellipse(lerp(el, wr, 1.08), aw * 0.55, aw * 0.6, hand)
 
 
 def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, upper: RGB) -> None:
@@ -383,7 +301,7 @@ def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, up
     if v["upper_type"] == "hoodie":
         p.ellipse((hx, hy + s.head_h * 0.35), s.head_w * 0.72, s.head_h * 0.55, scale(upper, 0.8))
     if "backpack" in v["bags"]:
-        sh_c = _lerp(s.shoulder[0], s.shoulder[1], 0.5)
+        sh_c = lerp(s.shoulder[0], s.shoulder[1], 0.5)
         bag = p.item_color("backpack", BACKPACK_COLORS)
         w = s.shoulder_half * 1.05
         p.poly([(sh_c[0] - w, sh_c[1] + s.u * 0.03), (sh_c[0] + w, sh_c[1] + s.u * 0.03),
@@ -392,7 +310,7 @@ def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, up
 
 def _draw_back_items(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB) -> None:
     """On top of the torso seen from behind: a backpack, a hood, long hair."""
-    sh_c = _lerp(s.shoulder[0], s.shoulder[1], 0.5)
+    sh_c = lerp(s.shoulder[0], s.shoulder[1], 0.5)
     if v["upper_type"] == "hoodie":
         p.poly([(sh_c[0] - s.head_w * 0.6, sh_c[1]), (sh_c[0] + s.head_w * 0.6, sh_c[1]),
                 (sh_c[0], sh_c[1] + s.u * 0.09)], scale(shade(p.rng, v["upper_color"]), 0.85))
@@ -519,197 +437,6 @@ def _draw_headwear(p: Painter, s: Skeleton, v: dict[str, Any]) -> None:
         p.ellipse((hx, hy - ry * 0.55), rx * 1.7, ry * 0.22, scale(col, 0.85))
         p.draw.rounded_rectangle([hx - rx * 0.9, hy - ry * 1.45, hx + rx * 0.9, hy - ry * 0.55], radius=2,
                                  fill=(*col, 255))
-
-
-def _draw_front_items(p: Painter, s: Skeleton, v: dict[str, Any], upper: RGB) -> None:
-    """Straps and bags worn on the body, drawn over the torso."""
-    bags = v["bags"]
-    sh0, sh1 = s.shoulder
-    pel = s.pelvis
-    lw = max(1, round(s.u * 0.014))
-    if "backpack" in bags and s.view != "back":
-        bag = p.item_color("backpack", BACKPACK_COLORS)
-        if s.view == "front":
-            for sh in (sh0, sh1):
-                x = sh[0] + (s.shoulder_half * 0.35 if sh[0] < pel[0] else -s.shoulder_half * 0.35)
-                p.draw.line([(x, sh[1] - 1), (x, sh[1] + s.u * 0.16)], fill=(*scale(bag, 0.9), 255), width=lw + 1)
-        else:
-            f = s.facing
-            top = sh1[1] + s.u * 0.01
-            p.draw.rounded_rectangle(sorted_box(sh1[0] - f * s.shoulder_half * 0.9, top,
-                                                sh1[0] - f * s.shoulder_half * 2.4, top + s.u * 0.21),
-                                     radius=s.u * 0.025, fill=(*bag, 255))
-            p.draw.line([(sh1[0] + f * 1, top), (sh1[0] - f * s.shoulder_half * 0.5, top + s.u * 0.14)],
-                        fill=(*scale(bag, 0.8), 255), width=lw)
-    if "shoulder bag" in bags:
-        col = shade(p.rng, pick(p.rng, ["black", "brown", "gray", "beige", "red"]))
-        if s.view == "side":
-            a, b = (sh1[0], sh1[1]), (pel[0] - s.facing * s.hip_half * 0.6, pel[1])
-        else:
-            a, b = (sh0[0] + 1, sh0[1]), (pel[0] + s.hip_half * 1.1, pel[1])
-        p.draw.line([a, b], fill=(*scale(col, 0.8), 255), width=lw)
-        p.draw.rounded_rectangle(sorted_box(b[0] - s.u * 0.045, b[1] - s.u * 0.02, b[0] + s.u * 0.045,
-                                            b[1] + s.u * 0.07), radius=2, fill=(*col, 255))
-    if "other bag" in bags:  # a waist pack
-        col = shade(p.rng, pick(p.rng, ["black", "green", "blue", "gray"]))
-        y = pel[1] - s.u * 0.04
-        p.draw.line([(pel[0] - s.hip_half, y), (pel[0] + s.hip_half, y)], fill=(20, 20, 20, 255), width=lw)
-        cxp = pel[0] + (s.facing * s.hip_half * 0.8 if s.view == "side" else 0)
-        p.draw.rounded_rectangle([cxp - s.u * 0.05, y - s.u * 0.02, cxp + s.u * 0.05, y + s.u * 0.035], radius=3,
-                                 fill=(*col, 255))
-
-
-def sorted_box(x0: float, y0: float, x1: float, y1: float) -> list[float]:
-    return [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)]
-
-
-def _draw_held(p: Painter, s: Skeleton, v: dict[str, Any], jobs: list[str | None], hand: RGB) -> None:
-    rng = p.rng
-    u = s.u
-    for i, job in enumerate(jobs):
-        if job is None or job in ("handlebar", "crossed", "behind", "pocket"):
-            continue
-        w = _lerp(s.elbow[i], s.wrist[i], 1.08)
-        if job in ("phone_ear", "phone"):
-            col = (25, 25, 30) if rng.random() < 0.7 else (200, 200, 205)
-            p.draw.rectangle(sorted_box(w[0] - u * 0.01, w[1] - u * 0.028, w[0] + u * 0.01, w[1] + u * 0.005),
-                             fill=(*col, 255))
-        elif job == "mouth":
-            p.draw.line([w, (w[0] + (s.facing or 1) * u * 0.03, w[1] - u * 0.005)], fill=(240, 240, 235, 255), width=1)
-            p.ellipse((w[0] + (s.facing or 1) * u * 0.05, w[1] - u * 0.03), u * 0.015, u * 0.012, (200, 200, 205))
-        elif job == "cup":
-            col = shade(rng, pick(rng, ["white", "brown", "red", "green", "black"]))
-            p.draw.rectangle([w[0] - u * 0.012, w[1] - u * 0.03, w[0] + u * 0.012, w[1] + u * 0.005], fill=(*col, 255))
-            p.draw.line([(w[0] - u * 0.013, w[1] - u * 0.03), (w[0] + u * 0.013, w[1] - u * 0.03)],
-                        fill=(240, 240, 240, 255), width=1)
-        elif job == "umbrella":
-            col = shade(rng, pick(rng, ["black", "black", "blue", "red", "purple", "green", "white"]))
-            top = s.head[1] - s.head_h * 0.5 - u * 0.07  # the canopy's rim, clear of the head
-            cxu = w[0]
-            rad = u * 0.24
-            p.draw.line([w, (cxu, top)], fill=(40, 40, 40, 255), width=1)
-            p.draw.chord([cxu - rad, top - rad * 0.55, cxu + rad, top + rad * 0.55], 180, 360, fill=(*col, 255))
-            for t in (-0.5, 0.0, 0.5):
-                p.draw.line([(cxu, top - rad * 0.5), (cxu + t * rad, top)], fill=(*scale(col, 0.7), 255), width=1)
-        elif job.startswith("bag:"):
-            _draw_hand_bag(p, s, job[4:], w)
-        p.ellipse(w, s.arm_w * 0.55, s.arm_w * 0.6, hand)
-
-
-def _draw_hand_bag(p: Painter, s: Skeleton, kind: str, w: Pt) -> None:
-    rng, u = p.rng, s.u
-    if kind == "handbag":
-        col = shade(rng, pick(rng, ["black", "brown", "red", "beige", "white"]))
-        p.draw.arc([w[0] - u * 0.03, w[1] - u * 0.01, w[0] + u * 0.03, w[1] + u * 0.05], 180, 360,
-                   fill=(*scale(col, 0.7), 255), width=1)
-        p.poly([(w[0] - u * 0.04, w[1] + u * 0.02), (w[0] + u * 0.04, w[1] + u * 0.02),
-                (w[0] + u * 0.05, w[1] + u * 0.08), (w[0] - u * 0.05, w[1] + u * 0.08)], col)
-    elif kind == "plastic bag":
-        col = mix((235, 235, 235), shade(rng, pick(rng, ["white", "blue", "red", "yellow", "black"])),
-                  rng.uniform(0, 0.6))
-        p.poly([(w[0] - u * 0.02, w[1]), (w[0] + u * 0.02, w[1]), (w[0] + u * 0.05, w[1] + u * 0.05),
-                (w[0] + u * 0.04, w[1] + u * 0.12), (w[0] - u * 0.04, w[1] + u * 0.12),
-                (w[0] - u * 0.05, w[1] + u * 0.05)], col)
-        p.draw.line([(w[0] - u * 0.02, w[1] + u * 0.06), (w[0] + u * 0.01, w[1] + u * 0.1)],
-                    fill=(*scale(col, 0.8), 255), width=1)
-    elif kind == "paper bag":
-        col = shade(rng, "brown" if rng.random() < 0.5 else "beige")
-        p.draw.line([(w[0] - u * 0.02, w[1] + u * 0.03), w, (w[0] + u * 0.02, w[1] + u * 0.03)],
-                    fill=(60, 50, 40, 255), width=1)
-        p.draw.rectangle([w[0] - u * 0.045, w[1] + u * 0.03, w[0] + u * 0.045, w[1] + u * 0.13], fill=(*col, 255))
-    elif kind == "suitcase":
-        col = shade(rng, pick(rng, ["black", "gray", "blue", "red", "white", "pink"]))
-        ground = max(a[1] for a in s.ankle) + u * 0.035
-        out = s.facing * -1 if s.view == "side" else (1 if w[0] > s.pelvis[0] else -1)
-        x0 = w[0] + out * u * 0.02
-        p.draw.line([w, (x0, ground - u * 0.3)], fill=(70, 70, 70, 255), width=max(1, round(u * 0.008)))
-        p.draw.rounded_rectangle(sorted_box(x0 - u * 0.07, ground - u * 0.3, x0 + u * 0.07, ground - u * 0.02),
-                                 radius=2, fill=(*col, 255))
-        for dx in (-0.05, 0.05):
-            p.ellipse((x0 + dx * u, ground - u * 0.01), u * 0.012, u * 0.012, (20, 20, 20))
-
-
-# --- vehicles and seats -------------------------------------------------------------------
-def _draw_vehicle_back(p: Painter, s: Skeleton, v: dict[str, Any], ground: float) -> None:
-    """Seat and the parts of a vehicle that are behind the rider."""
-    motion = v["motion"]
-    u, f = s.u, s.facing
-    if motion == "sitting" and s.seat_y is not None:
-        col = shade(p.rng, pick(p.rng, ["brown", "gray", "black", "green"]))
-        y = s.seat_y + u * 0.015
-        if s.view == "side":
-            x = s.hip[0][0]
-            p.draw.rectangle(sorted_box(x - f * u * 0.12, y, x + f * u * 0.2, y + u * 0.03), fill=(*col, 255))
-            p.draw.rectangle(sorted_box(x - f * u * 0.12, y - u * 0.28, x - f * u * 0.09, y), fill=(*col, 255))
-            for dx in (-0.1, 0.18):
-                p.draw.line([(x + f * dx * u, y), (x + f * dx * u, ground)], fill=(*scale(col, 0.6), 255), width=2)
-        else:
-            x = s.pelvis[0]
-            p.draw.rectangle([x - u * 0.2, y - u * 0.26, x + u * 0.2, y + u * 0.03], fill=(*col, 255))
-            for dx in (-0.18, 0.18):
-                p.draw.line([(x + dx * u, y), (x + dx * u, ground)], fill=(*scale(col, 0.6), 255), width=2)
-    elif motion == "riding bicycle":
-        frame = shade(p.rng, pick(p.rng, ["black", "blue", "red", "white", "gray", "green"]))
-        tyre = (25, 25, 25, 255)
-        r = u * 0.16
-        if s.view == "side":
-            rear, front = (s.pelvis[0] - f * u * 0.2, ground - r), (s.pelvis[0] + f * u * 0.4, ground - r)
-            for c in (rear, front):
-                p.draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], outline=tyre, width=max(2, round(u * 0.018)))
-            crank = (s.pelvis[0] + f * u * 0.08, ground - u * 0.15)
-            seat = (s.pelvis[0], s.seat_y or s.pelvis[1])
-            bar = (front[0] - f * u * 0.05, ground - u * 0.55)
-            w = max(1, round(u * 0.015))
-            for a, b in ((rear, crank), (crank, seat), (seat, rear), (seat, bar), (crank, bar), (bar, front)):
-                p.draw.line([a, b], fill=(*frame, 255), width=w)
-            p.draw.line([(bar[0] - f * u * 0.03, bar[1]), (bar[0] + f * u * 0.04, bar[1] - u * 0.02)],
-                        fill=tyre, width=w)
-        else:
-            c = (s.pelvis[0], ground - r)
-            p.draw.line([(c[0], c[1]), (c[0], s.pelvis[1])], fill=(*frame, 255), width=max(2, round(u * 0.02)))
-    elif motion == "riding scooter" and s.view == "side":
-        deck = ground - u * 0.04
-        col = shade(p.rng, pick(p.rng, ["black", "gray", "white", "red", "blue"]))
-        x0 = s.pelvis[0]
-        p.draw.rectangle(sorted_box(x0 - f * u * 0.2, deck, x0 + f * u * 0.22, deck + u * 0.02), fill=(*col, 255))
-        for dx in (-0.2, 0.24):
-            p.ellipse((x0 + f * dx * u, ground - u * 0.018), u * 0.03, u * 0.03, (25, 25, 25))
-        top = (x0 + f * u * 0.22, ground - u * 0.62)
-        p.draw.line([(x0 + f * u * 0.24, deck), top], fill=(*scale(col, 0.8), 255), width=max(2, round(u * 0.014)))
-        p.draw.line([(top[0] - f * u * 0.04, top[1]), (top[0] + f * u * 0.02, top[1])], fill=(20, 20, 20, 255), width=2)
-    elif motion == "riding skateboard":
-        col = shade(p.rng, pick(p.rng, ["brown", "black", "red", "blue", "yellow", "green"]))
-        y = ground - u * 0.035
-        if s.view == "side":
-            x0 = s.pelvis[0]
-            p.draw.rounded_rectangle(sorted_box(x0 - u * 0.2, y, x0 + u * 0.2, y + u * 0.018), radius=2,
-                                     fill=(*col, 255))
-            for dx in (-0.14, 0.14):
-                p.ellipse((x0 + dx * u, ground - u * 0.01), u * 0.014, u * 0.014, (235, 235, 225))
-        else:
-            x0 = s.pelvis[0]
-            p.draw.rounded_rectangle([x0 - u * 0.09, y - u * 0.005, x0 + u * 0.09, y + u * 0.03], radius=2,
-                                     fill=(*col, 255))
-
-
-def _draw_vehicle_front(p: Painter, s: Skeleton, v: dict[str, Any], ground: float) -> None:
-    """Parts of a vehicle in front of the rider (handlebars seen from the front or back)."""
-    motion, u = v["motion"], s.u
-    if s.view == "side" or motion not in ("riding bicycle", "riding scooter"):
-        return
-    y = (s.wrist[0][1] + s.wrist[1][1]) / 2
-    x0, x1 = s.wrist[0][0], s.wrist[1][0]
-    col = (30, 30, 30, 255)
-    p.draw.line([(x0 - u * 0.02, y), (x1 + u * 0.02, y)], fill=col, width=max(2, round(u * 0.013)))
-    if motion == "riding scooter":
-        xc = (x0 + x1) / 2
-        p.draw.line([(xc, y), (xc, ground - u * 0.02)], fill=col, width=max(2, round(u * 0.016)))
-        p.ellipse((xc, ground - u * 0.025), u * 0.015, u * 0.03, (20, 20, 20))
-    else:  # the nearer wheel of a bicycle covers the legs from the front and from behind
-        xc = (x0 + x1) / 2
-        r = u * 0.16
-        p.draw.ellipse([xc - u * 0.02, ground - 2 * r, xc + u * 0.02, ground], fill=(25, 25, 25, 255))
-        p.draw.line([(xc, y), (xc, ground - r)], fill=col, width=max(2, round(u * 0.015)))
 
 
 def facing_for(view: str, rng: np.random.Generator) -> int:

@@ -20,7 +20,8 @@ from PIL import Image, ImageDraw
 
 from personvlm.data.synth.colors import shade
 from personvlm.data.synth.draws import pick
-from personvlm.data.synth.person import Painter, draw_person, facing_for
+from personvlm.data.synth.painter import Painter
+from personvlm.data.synth.person import draw_person, facing_for
 from personvlm.data.synth.sampling import Marginals, sample_outfit
 from personvlm.data.synth.scene import background, degrade, ground_shadow, shade_person
 from personvlm.schema import NAMES, UNKNOWN, PersonDescription
