@@ -39,6 +39,9 @@ def test_silent_gender_with_typically_female_dress_is_female() -> None:
     ("The image shows an elderly woman standing.", "elderly"),
     ("The image shows a young adult woman walking.", "adult"),
     ("The image shows a woman holding a child's hand.", "adult"),
+    ("The image shows a young female reading a book.", "child"),
+    ("The image shows a person with short hair sitting at a desk in a classroom.", "child"),
+    ("The image shows a young man in a classroom.", "adult"),    # an age word beats the setting
 ])
 def test_age(text: str, age: str) -> None:
     assert values(text)["age"] == age
