@@ -8,7 +8,6 @@ looks complete.
 
 from __future__ import annotations
 
-import io
 import json
 import multiprocessing
 import os
@@ -52,8 +51,8 @@ class SynthSummary:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(seed: int, marginals: Marginals) -> None:
-    _WORKER.update(seed=seed, marginals=marginals)
+def _init_worker(seed: int, marginals: Marginals, out: Path) -> None:
+    _WORKER.update(seed=seed, marginals=marginals, out=out)
 
 
 def render_row(index: int, seed: int, marginals: Marginals) -> tuple[bytes, dict[str, Any]]:
@@ -73,20 +72,23 @@ def render_row(index: int, seed: int, marginals: Marginals) -> tuple[bytes, dict
     return r.jpeg(), row
 
 
-def _work(index: int) -> tuple[int, bytes, dict[str, Any]]:
+def _work(index: int) -> tuple[int, dict[str, Any]]:
+    """Render and write one image in the worker (file writes are as slow as the drawing on some
+    file systems, so they run in parallel too); only the row goes back to the parent."""
     jpeg, row = render_row(index, _WORKER["seed"], _WORKER["marginals"])
-    return index, jpeg, row
+    (_WORKER["out"] / row["image"]).write_bytes(jpeg)
+    return index, row
 
 
-def _results(n: int, seed: int, marginals: Marginals, workers: int) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+def _results(n: int, seed: int, marginals: Marginals, workers: int, out: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if workers <= 1:
-        _init_worker(seed, marginals)
+        _init_worker(seed, marginals, out)
         for i in range(n):
             yield _work(i)
         return
     warm_caches()  # forked workers inherit the noise banks
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(seed, marginals)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(seed, marginals, out)) as pool:
         yield from pool.imap(_work, range(n), chunksize=max(1, min(32, n // (workers * 8) or 1)))
 
 
@@ -129,19 +131,18 @@ def write_dataset(out: Path, n: int, seed: int = 0, workers: int | None = None, 
     marginals = marginals or Marginals.load()
     start = time.perf_counter()
     tmp = out / ".data.jsonl.partial"
-    thumbs: list[tuple[bytes, str]] = []
+    thumbs: list[tuple[str, str]] = []
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with tmp.open("w", encoding="utf-8") as fh, Progress(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task("synth", total=n)
-        for index, jpeg, row in _results(n, seed, marginals, min(workers, n)):
-            (out / row["image"]).write_bytes(jpeg)
+        for index, row in _results(n, seed, marginals, min(workers, n), out):
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             if sheet and index < SHEET_SIZE:
-                thumbs.append((jpeg, sheet_label(row["attributes"])))
+                thumbs.append((row["image"], sheet_label(row["attributes"])))
             bar.advance(task)
     tmp.replace(out / "data.jsonl")
     sheet_path = None
     if sheet:
-        sheet_path = write_sheet([Image.open(io.BytesIO(j)) for j, _ in thumbs], out / "sheet.png",
+        sheet_path = write_sheet([Image.open(out / image) for image, _ in thumbs], out / "sheet.png",
                                  [label for _, label in thumbs])
     return SynthSummary(out, n, time.perf_counter() - start, sheet_path)
