@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from personvlm.cli import app as cli
 from personvlm.serving.api import create_app
 from personvlm.serving.bench_http import LoadResult, Samples, cpu_speedup, measure, person_jpeg, run_local, speedup
+from personvlm.serving.http_cli import set_model_threads
 from test_api import FakeDescriber, settings, uvicorn_server
 
 runner = CliRunner()
@@ -94,3 +97,18 @@ def test_run_local_starts_both_servers_and_reports_the_ratio(tmp_path: Path) -> 
     assert results[2].mean_batch == 1.0
     assert all(r.cpu_ms_per_request > 0 and r.rss_mb > 10 for r in results)  # read from each child's /metrics
     assert speedup(results, 4) == round(results[1].requests_per_s / results[2].requests_per_s, 2)
+
+
+def test_model_threads_leave_a_core_for_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        set_model_threads(None)
+        assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
+        set_model_threads(3)
+        assert torch.get_num_threads() == 3
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        set_model_threads(None)  # the operator's environment wins: left as it is
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
