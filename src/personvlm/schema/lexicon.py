@@ -66,7 +66,8 @@ LOWER_TYPES: dict[str, tuple[str, ...]] = {
 SHOE_TYPES: dict[str, tuple[str, ...]] = {
     "leather": ("leather shoes", "dress shoes", "formal shoes", "loafers", "oxfords", "high heels", "heels"),
     "casual": ("casual shoes", "sneakers", "trainers", "athletic shoes", "running shoes", "sports shoes",
-               "canvas shoes", "tennis shoes", "flats", "slip-on shoes", "shoes"),
+               "canvas shoes", "tennis shoes", "flats", "slip-on shoes", "shoes", "casual footwear",
+               r"footwear (?:is |appears |seems |looks )(?:[\w-]+ ){0,3}casual"),
     "boots": ("boots", "ankle boots", "rain boots", "booties", "boot"),
     "sandals": ("sandals", "slippers", "flip-flops", "flip flops", "slides", "sandal"),
     "other": ("unusual shoes", "other shoes", "unusual footwear", "socks only", "barefoot", "bare feet",
