@@ -118,7 +118,7 @@ _DROP_SENTENCE = re.compile(
 # Where a sentence starts talking about someone or something other than the subject.
 _OTHER_PERSON = re.compile(
     r"\b(?:another|other|second|third|several|a few|few|two|three|four|multiple|additional|nearby|more|"
-    r"a group of|a couple of|group of)\s+(?:[\w-]+\s+){0,2}?(?:persons?|people|individuals?|pedestrians?|men|women|"
+    r"a group of|a couple of|group of|a smaller|a small|a younger|a different|a second)\s+(?:[\w-]+\s+){0,2}?(?:persons?|people|individuals?|pedestrians?|men|women|"
     r"man|woman|figures?|children|child|kids?|boys?|girls?|adults?|passersby|passers-by|customers|shoppers|"
     r"riders?|cyclists?|one|ones)\b"
     r"|\bsomeone\b|\bsomebody\b|\banyone\b|\bthe other\b"
