@@ -52,6 +52,7 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path) -> Non
     killed = subprocess.run([sys.executable, "-c", killer], env=ENV, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr
     assert len(_rows(tmp_path / "killed")) == 1  # only epoch 1 finished
+    assert (tmp_path / "killed" / "curves.png").is_file()  # the curve is kept current, even for a killed run
 
     resumed = _cli("train", "--config", str(cfg), "--out", str(tmp_path / "killed"), "--resume")
     assert resumed.returncode == 0, resumed.stderr

@@ -289,6 +289,7 @@ class Trainer:
                 if improved:
                     save_checkpoint(self.out, model, vocab)  # the best model so far is the model directory
                 append_metrics(self.out / METRICS_FILE, row)
+                plot_curves(read_metrics(self.out / METRICS_FILE), self.out / CURVES_FILE)  # current even if killed
                 self._save(ckpt_path, model, optimizer, scheduler, scaler, state, rngs)
                 self.console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                             for k, v in row.items()) + ("  *best*" if improved else ""))
@@ -389,8 +390,6 @@ class Trainer:
 
     def _finish(self, n_train: int, n_val: int) -> None:
         rows = read_metrics(self.out / METRICS_FILE)
-        if rows:
-            plot_curves(rows, self.out / CURVES_FILE)
         best = min(rows, key=lambda r: r["val_loss"]) if rows else {}
         d = self.cfg.data
         card = f"""# PersonVLM model card (written by `personvlm train`)
