@@ -34,7 +34,7 @@ HAIR_COLOR_SYNONYMS: dict[str, tuple[str, ...]] = {
 
 # Garments. The first phrase of each tuple is what the writers say.
 UPPER_TYPES: dict[str, tuple[str, ...]] = {
-    "t-shirt": ("t-shirt", "polo shirt", "polo", "top", "blouse", "tee"),
+    "t-shirt": ("t-shirt", "polo shirt", "polo", "top", "blouse", "tee", "jersey"),
     "shirt": ("shirt", "button-up shirt", "button-down shirt", "dress shirt", "plaid shirt"),
     "sweater": ("sweater", "sweatshirt", "jumper", "pullover", "cardigan", "knit top"),
     "hoodie": ("hoodie", "hooded sweatshirt", "hooded top"),
@@ -47,7 +47,8 @@ UPPER_TYPES: dict[str, tuple[str, ...]] = {
                            "winter jacket", "cotton-padded jacket", "puffy jacket", "puffy coat", "parka"),
     "suit": ("suit", "suit jacket", "blazer", "business suit"),
     # MSP60K's "Vest" (Chinese 背心) is a sleeveless top, as "vest" is in British English.
-    "vest": ("vest", "sleeveless vest", "tank top", "tank vest", "singlet", "camisole", "waistcoat", "gilet"),
+    "vest": ("vest", "sleeveless vest", "tank top", "tank vest", "singlet", "camisole", "waistcoat", "gilet",
+             "basketball jersey"),
     "dress": ("dress",),
     "uniform": ("uniform", "work uniform", "overalls", "apron"),
     "graduation gown": ("graduation gown", "academic gown", "graduation robe", "academic robe", "mortarboard"),
