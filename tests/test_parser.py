@@ -33,6 +33,12 @@ def test_silent_gender_with_typically_female_dress_is_female() -> None:
     assert values("The image shows a person with long black hair wearing a floral skirt.")["gender"] == "female"
 
 
+def test_silent_gender_of_a_child_defaults_to_male_but_not_over_female_cues() -> None:
+    assert values("The image shows a child walking in a white shirt.")["gender"] == "male"
+    assert values("The image shows a child with long hair in a dress.")["gender"] == "female"
+    assert values("The image shows an adult walking in a white shirt.")["gender"] == UNKNOWN
+
+
 @pytest.mark.parametrize(("text", "age"), [
     ("The image shows a man walking.", "adult"),                   # default when no age word
     ("The image shows a young girl with a backpack.", "child"),
