@@ -24,8 +24,17 @@ class CheckpointError(ValueError):
     """A model directory that cannot be loaded; the message names the directory/file and the problem."""
 
 
-def save_checkpoint(directory: str | Path, model: PersonVLM, vocab: Vocab) -> Path:
-    """Write the three files (the directory is created); returns the directory."""
+# Tensors at least this large are stored in float16 by ``save_checkpoint(half=True)``; small ones
+# (biases, norm scales, BatchNorm statistics) stay float32, where fp16 rounding would matter most.
+HALF_MIN_NUMEL = 1024
+
+
+def save_checkpoint(directory: str | Path, model: PersonVLM, vocab: Vocab, half: bool = False) -> Path:
+    """Write the three files (the directory is created); returns the directory.
+
+    ``half`` stores the large float tensors as float16, halving the file (the shipped model must
+    stay under 25 MB); loading casts them back to the model's float32 parameters.
+    """
     directory = Path(directory)
     if len(vocab) != model.config.vocab_size:
         raise CheckpointError(f"vocabulary has {len(vocab)} tokens but the model's vocab_size is "
@@ -33,6 +42,9 @@ def save_checkpoint(directory: str | Path, model: PersonVLM, vocab: Vocab) -> Pa
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save(directory / CONFIG_FILE)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() and v.numel() >= HALF_MIN_NUMEL else v
+                 for k, v in state.items()}
     save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt", "producer": "personvlm"})
     vocab.save(directory / VOCAB_FILE)
     return directory

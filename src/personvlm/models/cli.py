@@ -10,7 +10,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from personvlm.models.checkpoint import CONFIG_FILE
+from personvlm.models.checkpoint import CONFIG_FILE, CheckpointError, load_checkpoint, save_checkpoint
 from personvlm.models.config import MAX_PARAMETERS, ConfigError, ModelConfig
 from personvlm.models.personvlm import parameter_report
 
@@ -112,3 +112,27 @@ def calibrate(
         config.unknown_thresholds = {name: cal.threshold for name, cal in result.items() if cal.threshold > 0}
         config.save(model / CONFIG_FILE)
         console.print(f"wrote {len(config.unknown_thresholds)} threshold(s) to {model / CONFIG_FILE}")
+
+
+@app.command()
+def export(
+    source: Annotated[Path, typer.Argument(help="Trained model directory (e.g. runs/default).")],
+    target: Annotated[Path, typer.Argument(help="Directory to write (e.g. models/default).")],
+    half: Annotated[bool, typer.Option("--half/--full", help="Store large weights as float16.")] = True,
+) -> None:
+    """Copy a trained model into a shippable directory: weights (float16 by default, about half the
+    size), config, vocabulary, and the run's MODEL_CARD.md, metrics.jsonl and curves.png when present.
+    Loading casts the weights back to float32."""
+    import shutil
+
+    try:
+        model, vocab = load_checkpoint(source)
+    except CheckpointError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    save_checkpoint(target, model, vocab, half=half)
+    for name in ("MODEL_CARD.md", "metrics.jsonl", "curves.png"):
+        if (source / name).is_file() and source.resolve() != target.resolve():
+            shutil.copy2(source / name, target / name)
+    size = sum(f.stat().st_size for f in target.iterdir() if f.is_file())
+    typer.echo(f"wrote {target} ({size / 1e6:.1f} MB)")
