@@ -155,6 +155,15 @@ def test_a_dress_alone_covers_top_and_bottom() -> None:
     assert (v["upper_type"], v["lower_type"]) == ("dress", "dress")
 
 
+@pytest.mark.parametrize("text", [
+    "The image shows a woman in a navy blue, knee-length dress.",
+    "She is wearing a red dress that falls to her knees.",
+])
+def test_a_dress_alone_reaching_the_knee_is_also_a_long_skirt(text: str) -> None:
+    v = values(text)
+    assert (v["upper_type"], v["lower_type"]) == ("dress", "long skirt")
+
+
 # --- hair, body, orientation, motion, carried ----------------------------------------------------
 @pytest.mark.parametrize(("text", "length", "color"), [
     ("He has short black hair.", "short", "black"),

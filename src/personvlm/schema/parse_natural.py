@@ -284,8 +284,8 @@ _ORIENTATION = PhraseFinder({
              "back (?:is )?(?:turned |facing |positioned )?(?:to|towards|toward|facing) the camera",
              "back to the camera",
              "away from the camera", "facing away", "rear",
-             # "his back" is the view, "a backpack on his back" is not
-             "(?<!on )(?<!over )(?<!across )(?<!down )(?:his|her|their) back(?! pocket)",
+             # "his back" is the view, "a backpack on his back" and "hands behind his back" are not
+             "(?<!on )(?<!over )(?<!across )(?<!down )(?<!behind )(?:his|her|their) backs?(?! pocket)",
              "backside", "walking away", "moving away"),
     "side": ("side view", "side profile", "profile", "from the side", "sideways", "side-on", "side on",
              "facing (?:to the )?(?:left|right)", "from (?:the|his|her|their) (?:left|right) side",
@@ -361,7 +361,7 @@ def _modifier(finder: PhraseFinder, before: str) -> str | None:
     return found[-1].value if found else None
 
 
-_LONG_SKIRT = re.compile(r"\b(?:long|knee-length|midi|maxi|ankle-length|floor-length|calf-length|mid-length)\b")
+_LONG_SKIRT = re.compile(r"\b(?:long(?!-sleeved)|knee-length|midi|maxi|ankle-length|floor-length|calf-length|mid-length)\b")
 _LONG_SKIRT_AFTER = re.compile(r"^[^.,]{0,30}\b(?:to|below|past|reaches|reaching) (?:her |the )?(?:knees?|ankles?|calf|calves|"
                                r"shins?|floor)")
 
@@ -369,12 +369,25 @@ _LONG_SKIRT_AFTER = re.compile(r"^[^.,]{0,30}\b(?:to|below|past|reaches|reaching
 _BAG_OR = re.compile(r"\bbags? or (?:a |an |possibly |maybe |perhaps )?$")
 
 
+def _said_long(mention: Mention) -> bool:
+    """Whether the garment's phrase or the words after it give a length to the knee or below."""
+    return bool(_LONG_SKIRT.search(_noun_phrase(mention.before).replace(",", " "))
+                or _LONG_SKIRT_AFTER.search(mention.after))
+
+
 def _skirt_length(mention: Mention) -> Mention:
     """A bare "skirt" is short unless its phrase or the words after it say it is long."""
-    if mention.text.startswith("skirt") and (_LONG_SKIRT.search(_noun_phrase(mention.before).replace(",", " "))
-                                             or _LONG_SKIRT_AFTER.search(mention.after)):
+    if mention.text.startswith("skirt") and _said_long(mention):
         return replace(mention, value="long skirt")
     return mention
+
+
+def _one_piece_dress_lower(dresses: list[Mention]) -> Mention:
+    """The lower garment of a dress worn alone: a dress said to reach the knee or below
+    ("a knee-length dress", "a dress that falls to her knees") is labelled Long skirt in MSP60K
+    (as well as Dress, which the top keeps); otherwise it stays a dress."""
+    long_dress = next((m for m in dresses if _said_long(m)), None)
+    return replace(long_dress, value="long skirt") if long_dress else dresses[-1]
 
 
 def _first(mentions: list[Mention]) -> str | None:
@@ -489,7 +502,7 @@ def _clothes(c: _Caption) -> dict[str, Any]:
     elif jeans and all(m.value in ("jeans", "trousers") for m in lower_items):
         lower = jeans[0]
     else:
-        lower = lower_items[0] if lower_items else dresses[-1] if dresses else None
+        lower = lower_items[0] if lower_items else _one_piece_dress_lower(dresses) if dresses else None
     upper_type = upper.value if upper else UNKNOWN
     if upper_type in ("coat", "jacket") and _PADDED.search(c.joined):
         upper_type = "cotton-padded coat"
