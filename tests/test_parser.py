@@ -113,6 +113,15 @@ def test_colours_attach_to_the_garment_they_modify() -> None:
     assert (v["shoes_color"], v["shoes_type"]) == ("black", "casual")
 
 
+@pytest.mark.parametrize(("text", "kind"), [
+    ("She is walking. Her shoes appear to be dark-colored leather.", "leather"),
+    ("He is standing. His footwear appears to be casual.", "casual"),
+    ("He is standing. His shoes are light-colored casual sneakers.", "casual"),
+])
+def test_shoe_type_said_as_a_predicate(text: str, kind: str) -> None:
+    assert values(text)["shoes_type"] == kind
+
+
 def test_dark_colored_and_light_blue() -> None:
     v = values("The image shows a woman in a dark-colored, long-sleeved, cotton-padded coat and light-blue trousers.")
     assert (v["upper_color"], v["upper_type"]) == ("black", "cotton-padded coat")

@@ -65,10 +65,12 @@ LOWER_TYPES: dict[str, tuple[str, ...]] = {
     "dress": ("dress",),
 }
 SHOE_TYPES: dict[str, tuple[str, ...]] = {
-    "leather": ("leather shoes", "dress shoes", "formal shoes", "loafers", "oxfords", "high heels", "heels"),
+    # the type can follow as a predicate: "her shoes appear to be dark-colored leather"
+    "leather": ("leather shoes", "dress shoes", "formal shoes", "loafers", "oxfords", "high heels", "heels",
+                r"(?:footwear|shoes) (?:is |are |appears? |seems? |looks? )(?:[\w-]+,? ){0,3}leather"),
     "casual": ("casual shoes", "sneakers", "trainers", "athletic shoes", "running shoes", "sports shoes",
                "canvas shoes", "tennis shoes", "flats", "slip-on shoes", "shoes", "casual footwear",
-               r"footwear (?:is |appears |seems |looks )(?:[\w-]+ ){0,3}casual"),
+               r"(?:footwear|shoes) (?:is |are |appears? |seems? |looks? )(?:[\w-]+,? ){0,3}casual"),
     "boots": ("boots", "ankle boots", "rain boots", "booties", "boot"),
     "sandals": ("sandals", "slippers", "flip-flops", "flip flops", "slides", "sandal"),
     "other": ("unusual shoes", "other shoes", "unusual footwear", "socks only", "barefoot", "bare feet",
