@@ -33,10 +33,10 @@ def test_silent_gender_with_typically_female_dress_is_female() -> None:
     assert values("The image shows a person with long black hair wearing a floral skirt.")["gender"] == "female"
 
 
-def test_silent_gender_of_a_child_defaults_to_male_but_not_over_female_cues() -> None:
+def test_silent_gender_defaults_to_the_majority_of_the_age_group_unless_female_cues() -> None:
     assert values("The image shows a child walking in a white shirt.")["gender"] == "male"
     assert values("The image shows a child with long hair in a dress.")["gender"] == "female"
-    assert values("The image shows an adult walking in a white shirt.")["gender"] == UNKNOWN
+    assert values("The image shows an adult walking in a white shirt.")["gender"] == "female"  # the majority
 
 
 @pytest.mark.parametrize(("text", "age"), [
