@@ -159,6 +159,15 @@ def test_dress_with_a_separate_top_is_the_lower_garment() -> None:
     assert (v["upper_type"], v["lower_type"], v["lower_color"]) == ("shirt", "dress", "blue")
 
 
+@pytest.mark.parametrize("text", [
+    "She is wearing a white top, jeans, and a short skirt.",
+    "She is wearing a white top and a short skirt over jeans.",
+    "She wears dark trousers and a short skirt.",
+])
+def test_a_skirt_named_with_trousers_is_worn_over_them(text: str) -> None:
+    assert values(text)["lower_type"] == "short skirt"
+
+
 def test_a_dress_alone_covers_top_and_bottom() -> None:
     v = values("The image shows a woman in a red dress.")
     assert (v["upper_type"], v["lower_type"]) == ("dress", "dress")

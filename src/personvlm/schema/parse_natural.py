@@ -502,11 +502,14 @@ def _clothes(c: _Caption) -> dict[str, Any]:
     lower_items = named or [m for m in lower_mentions if m.value == GENERIC]
     jeans = [m for m in lower_items if m.value == "jeans"]
     # A dress worn with a separate top is the outer lower garment ("a shirt, and a dress over
-    # trousers") unless a skirt is named; "trousers or jeans": the specific word names the
+    # trousers") unless a skirt is named; a skirt named with trousers, jeans or shorts is worn
+    # over them ("a short skirt over jeans"); "trousers or jeans": the specific word names the
     # garment; otherwise the first lower garment named.
-    if dresses and upper is not None and upper.value != "dress" and \
-            not any(m.value.endswith("skirt") for m in lower_items):
+    skirts = [m for m in lower_items if m.value.endswith("skirt")]
+    if dresses and upper is not None and upper.value != "dress" and not skirts:
         lower = dresses[-1]
+    elif skirts:
+        lower = skirts[0]
     elif jeans and all(m.value in ("jeans", "trousers") for m in lower_items):
         lower = jeans[0]
     else:
