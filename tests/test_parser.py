@@ -168,6 +168,11 @@ def test_a_skirt_named_with_trousers_is_worn_over_them(text: str) -> None:
     assert values(text)["lower_type"] == "short skirt"
 
 
+def test_a_long_dress_worn_with_a_top_is_a_long_skirt() -> None:
+    v = values("She is wearing a dark-red, long-sleeved shirt or dress that reaches her knees.")
+    assert (v["upper_type"], v["lower_type"]) == ("shirt", "long skirt")
+
+
 def test_a_dress_alone_covers_top_and_bottom() -> None:
     v = values("The image shows a woman in a red dress.")
     assert (v["upper_type"], v["lower_type"]) == ("dress", "dress")
@@ -176,6 +181,7 @@ def test_a_dress_alone_covers_top_and_bottom() -> None:
 @pytest.mark.parametrize("text", [
     "The image shows a woman in a navy blue, knee-length dress.",
     "She is wearing a red dress that falls to her knees.",
+    "She is wearing a long, dark-colored dress or skirt.",
 ])
 def test_a_dress_alone_reaching_the_knee_is_also_a_long_skirt(text: str) -> None:
     v = values(text)

@@ -369,10 +369,17 @@ _LONG_SKIRT_AFTER = re.compile(r"^[^.,]{0,30}\b(?:to|below|past|reaches|reaching
 _BAG_OR = re.compile(r"\bbags? or (?:a |an |possibly |maybe |perhaps )?$")
 
 
+# "a long, dark-colored dress or skirt": the second of two alternatives shares the first's modifiers.
+_OR_ALTERNATIVE = re.compile(r"\b[\w-]+,? or (?:an? )?$")
+
+
 def _said_long(mention: Mention) -> bool:
     """Whether the garment's phrase or the words after it give a length to the knee or below."""
-    return bool(_LONG_SKIRT.search(_noun_phrase(mention.before).replace(",", " "))
-                or _LONG_SKIRT_AFTER.search(mention.after))
+    phrase = _noun_phrase(mention.before)
+    alternative = _OR_ALTERNATIVE.search(mention.before)
+    if alternative and not phrase.strip():
+        phrase = _noun_phrase(mention.before[: alternative.start()])
+    return bool(_LONG_SKIRT.search(phrase.replace(",", " ")) or _LONG_SKIRT_AFTER.search(mention.after))
 
 
 def _skirt_length(mention: Mention) -> Mention:
@@ -382,10 +389,10 @@ def _skirt_length(mention: Mention) -> Mention:
     return mention
 
 
-def _one_piece_dress_lower(dresses: list[Mention]) -> Mention:
-    """The lower garment of a dress worn alone: a dress said to reach the knee or below
-    ("a knee-length dress", "a dress that falls to her knees") is labelled Long skirt in MSP60K
-    (as well as Dress, which the top keeps); otherwise it stays a dress."""
+def _dress_as_lower(dresses: list[Mention]) -> Mention:
+    """The lower garment a dress gives: a dress said to reach the knee or below ("a knee-length
+    dress", "a shirt or dress that falls to mid-calf") is labelled Long skirt in MSP60K (a dress
+    worn alone keeps Dress through the top); otherwise it stays a dress."""
     long_dress = next((m for m in dresses if _said_long(m)), None)
     return replace(long_dress, value="long skirt") if long_dress else dresses[-1]
 
@@ -507,13 +514,13 @@ def _clothes(c: _Caption) -> dict[str, Any]:
     # garment; otherwise the first lower garment named.
     skirts = [m for m in lower_items if m.value.endswith("skirt")]
     if dresses and upper is not None and upper.value != "dress" and not skirts:
-        lower = dresses[-1]
+        lower = _dress_as_lower(dresses)
     elif skirts:
         lower = skirts[0]
     elif jeans and all(m.value in ("jeans", "trousers") for m in lower_items):
         lower = jeans[0]
     else:
-        lower = lower_items[0] if lower_items else _one_piece_dress_lower(dresses) if dresses else None
+        lower = lower_items[0] if lower_items else _dress_as_lower(dresses) if dresses else None
     upper_type = upper.value if upper else UNKNOWN
     if upper_type in ("coat", "jacket") and _PADDED.search(c.joined):
         upper_type = "cotton-padded coat"
