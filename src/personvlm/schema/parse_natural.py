@@ -362,7 +362,7 @@ def _modifier(finder: PhraseFinder, before: str) -> str | None:
 
 
 _LONG_SKIRT = re.compile(r"\b(?:long(?!-sleeved)|knee-length|midi|maxi|ankle-length|floor-length|calf-length|mid-length)\b")
-_LONG_SKIRT_AFTER = re.compile(r"^[^.,]{0,30}\b(?:to|below|past|reaches|reaching) (?:her |the )?(?:knees?|ankles?|calf|calves|"
+_LONG_SKIRT_AFTER = re.compile(r"^[^.,]{0,30}\b(?:to|below|past|reaches|reaching) (?:her |the |mid-)?(?:knees?|ankles?|calf|calves|"
                                r"shins?|floor)")
 
 
