@@ -168,6 +168,16 @@ def test_a_skirt_named_with_trousers_is_worn_over_them(text: str) -> None:
     assert values(text)["lower_type"] == "short skirt"
 
 
+@pytest.mark.parametrize("text", [
+    "She is wearing a blue short dress.",
+    "She is wearing a dark blue denim dress that falls to mid-thigh.",
+    "She wears a black short-sleeved dress. The dress is above her knees.",
+])
+def test_a_dress_alone_ending_above_the_knee_is_also_a_short_skirt(text: str) -> None:
+    v = values(text)
+    assert (v["upper_type"], v["lower_type"]) == ("dress", "short skirt")
+
+
 def test_a_long_dress_worn_with_a_top_is_a_long_skirt() -> None:
     v = values("She is wearing a dark-red, long-sleeved shirt or dress that reaches her knees.")
     assert (v["upper_type"], v["lower_type"]) == ("shirt", "long skirt")

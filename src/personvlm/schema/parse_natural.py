@@ -389,12 +389,23 @@ def _skirt_length(mention: Mention) -> Mention:
     return mention
 
 
+_SHORT_DRESS = re.compile(r"\b(?:mini|short)$")
+_SHORT_DRESS_AFTER = re.compile(r"^[^.,]{0,30}\b(?:to|at|reaches|reaching|ends|ending) (?:her |the )?mid-thighs?"
+                                r"|^[^.,]{0,30}\babove (?:her |the )?knees?")
+
+
 def _dress_as_lower(dresses: list[Mention]) -> Mention:
-    """The lower garment a dress gives: a dress said to reach the knee or below ("a knee-length
-    dress", "a shirt or dress that falls to mid-calf") is labelled Long skirt in MSP60K (a dress
-    worn alone keeps Dress through the top); otherwise it stays a dress."""
-    long_dress = next((m for m in dresses if _said_long(m)), None)
-    return replace(long_dress, value="long skirt") if long_dress else dresses[-1]
+    """The lower garment a dress gives: MSP60K labels a dress by its skirt's length, so a dress
+    said to reach the knee or below ("a knee-length dress", "a shirt or dress that falls to
+    mid-calf") is a long skirt and one ending above the knee ("a short dress", "falls to
+    mid-thigh") a short skirt (a dress worn alone keeps Dress through the top); otherwise it
+    stays a dress."""
+    for m in dresses:
+        if _said_long(m):
+            return replace(m, value="long skirt")
+        if _SHORT_DRESS.search(_noun_phrase(m.before).replace(",", " ").strip()) or _SHORT_DRESS_AFTER.search(m.after):
+            return replace(m, value="short skirt")
+    return dresses[-1]
 
 
 def _first(mentions: list[Mention]) -> str | None:
