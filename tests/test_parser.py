@@ -193,6 +193,7 @@ def test_a_dress_alone_covers_top_and_bottom() -> None:
     "She is wearing a red dress that falls to her knees.",
     "She is wearing a long, dark-colored dress or skirt.",
     "She is wearing a blue dress that falls to mid-calf.",
+    "She is wearing a grey dress. The dress appears to be knee-length.",
 ])
 def test_a_dress_alone_reaching_the_knee_is_also_a_long_skirt(text: str) -> None:
     v = values(text)

@@ -363,7 +363,9 @@ def _modifier(finder: PhraseFinder, before: str) -> str | None:
 
 _LONG_SKIRT = re.compile(r"\b(?:long(?!-sleeved)|knee-length|midi|maxi|ankle-length|floor-length|calf-length|mid-length)\b")
 _LONG_SKIRT_AFTER = re.compile(r"^[^.,]{0,30}\b(?:to|below|past|reaches|reaching) (?:her |the |mid-)?(?:knees?|ankles?|calf|calves|"
-                               r"shins?|floor)")
+                               r"shins?|floor)"
+                               r"|^ (?:is|appears|seems|looks)(?: to be)? (?:quite |very |fairly )?(?:long|knee-length|"
+                               r"ankle-length|floor-length|calf-length|maxi|midi)\b")
 
 
 _BAG_OR = re.compile(r"\bbags? or (?:a |an |possibly |maybe |perhaps )?$")
