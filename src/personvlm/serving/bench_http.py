@@ -25,6 +25,8 @@ import httpx
 import numpy as np
 from PIL import Image, ImageDraw
 
+from personvlm.serving.children import stop_processes
+
 READY_TIMEOUT_S = 180.0
 BENCH_TIMEOUT_MS = 300_000
 
@@ -207,14 +209,7 @@ def local_servers(
                 _wait_ready(url, proc, log_path)
             yield urls
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_processes(procs)
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import numpy as np
 import redis
 from PIL import Image
 
+from personvlm.serving.children import stop_processes
 from personvlm.serving.publish import PendingEvent, publish_events
 from personvlm.serving.store import open_store
 
@@ -77,15 +77,7 @@ def worker_processes(count: int, redis_url: str, stream: str, group: str, store:
                 procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
         yield procs
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs)
 
 
 def wait_until_ready(client: redis.Redis, stream: str, group: str, procs: list[subprocess.Popen],
