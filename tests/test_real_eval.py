@@ -121,3 +121,10 @@ def test_real_eval_command_json_last_line(tmp_path: Path) -> None:
     assert set(last) == {*FIELDS, "coverage", "n"}
     assert last["n"] == 2 and set(last["coverage"]) == set(FIELDS)
     assert last["age"] is None and 0.0 <= last["gender"] <= 1.0
+
+
+def test_a_labels_file_that_is_not_utf8_is_named_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "labels.jsonl"
+    path.write_bytes(b'{"image": "a.png", "gender": "m\xe4le"}\n')
+    with pytest.raises(LabelsError, match=r"labels\.jsonl: not UTF-8 text"):
+        load_labels(path)

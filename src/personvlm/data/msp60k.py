@@ -10,7 +10,6 @@ is an error, or with ``skip_missing=True`` the row is dropped and counted.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from personvlm.data.jsonl import read_json_lines
 from personvlm.schema import ONE_HOT_LEN, PersonDescription, from_one_hot, parse_compact
 
 log = logging.getLogger(__name__)
@@ -176,27 +176,21 @@ def scan_jsonl(path: str | Path, image_root: str | Path | None = None, skip_miss
     errors: list[str] = []
     skipped: list[str] = []
     records: list[Record] = []
-    with path.open("r", encoding="utf-8", errors="strict") as fh:
-        try:
-            lines = list(fh)
-        except UnicodeDecodeError as e:
-            raise DatasetError(path, [f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
-    for lineno, raw in enumerate(lines, start=1):
-        if not raw.strip():
+    try:
+        lines = read_json_lines(path)
+    except ValueError as e:
+        raise DatasetError(path, [str(e)]) from None
+    for line in lines:
+        if line.error:
+            errors.append(line.error)
             continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as e:
-            errors.append(f"{where}: malformed JSON ({e.msg} at column {e.colno})")
-            continue
-        record, problems, only_missing = _parse_row(obj, root, lineno, check_images)
+        record, problems, only_missing = _parse_row(line.value, root, line.line, check_images)
         if record is not None:
             records.append(record)
         elif only_missing and skip_missing:
-            skipped.append(f"{where}: {problems[0]}")
+            skipped.append(f"{line.where}: {problems[0]}")
         else:
-            errors.extend(f"{where}: {p}" for p in problems)
+            errors.extend(f"{line.where}: {p}" for p in problems)
     if errors:
         raise DatasetError(path, errors)
     if not records and not skipped:

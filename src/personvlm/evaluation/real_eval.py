@@ -11,7 +11,6 @@ share of labelled crops the model answered is reported beside each accuracy as `
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from personvlm.data.jsonl import read_json_lines
 from personvlm.imageio import ImageError, load_image
 from personvlm.schema import COLORS, UNKNOWN, PersonDescription
 from personvlm.schema.description import Value
@@ -100,15 +100,15 @@ def load_labels(path: str | Path) -> list[LabelledCrop]:
     if not path.is_file():
         raise LabelsError(path, [f"{path}: labels file not found (expected a JSONL file)"])
     crops, errors = [], []
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip():
+    try:
+        lines = read_json_lines(path)
+    except ValueError as e:
+        raise LabelsError(path, [str(e)]) from None
+    for line in lines:
+        if line.error:
+            errors.append(line.error)
             continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as e:
-            errors.append(f"{where}: malformed JSON ({e.msg} at column {e.colno})")
-            continue
+        row, where = line.value, line.where
         if not isinstance(row, dict) or not isinstance(row.get("image"), str):
             errors.append(f"{where}: expected an object with a string 'image' field")
             continue
@@ -121,7 +121,7 @@ def load_labels(path: str | Path) -> list[LabelledCrop]:
             if value != UNKNOWN and value not in legal:
                 errors.append(f"{where}: {field}={value!r} is not one of {(*legal, UNKNOWN)}")
             labels[field] = value
-        crops.append(LabelledCrop(image, labels, lineno))
+        crops.append(LabelledCrop(image, labels, line.line))
     if errors:
         raise LabelsError(path, errors)
     if not crops:
