@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 # The suite shares 2 cores between the test process and the servers/workers it starts: idle
 # OpenMP threads must sleep, not spin (spinning made 2-thread inference 3-10x slower under load).
@@ -64,6 +66,23 @@ def postgres_url() -> str:
 def unique_name() -> str:
     """A fresh identifier (table, stream, group) so parallel and repeated runs never collide."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Iterator:
+    """An empty description store on each backend (SQLite file by URL, PostgreSQL in a fresh
+    table), dropped afterwards: store behaviour must be the same on both."""
+    from personvlm.serving.store import open_store
+
+    if request.param == "sqlite":
+        store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    else:
+        store = open_store(request.getfixturevalue("postgres_url"), table=unique_name)
+    try:
+        yield store
+    finally:
+        store.drop()
+        store.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,17 +18,9 @@ def _record(i: int, caption: str = "a man", **values: object) -> StoredDescripti
                              desc, "v1", 3.5)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Iterator[DescriptionStore]:
-    if request.param == "sqlite":
-        s = open_store(f"sqlite:///{tmp_path / 's.db'}")
-    else:
-        s = open_store(request.getfixturevalue("postgres_url"), table=unique_name)
-    try:
-        yield s
-    finally:
-        s.drop()
-        s.close()
+@pytest.fixture
+def store(any_store: DescriptionStore) -> DescriptionStore:
+    return any_store
 
 
 @pytest.mark.services

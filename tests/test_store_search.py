@@ -3,7 +3,6 @@ and the two backends agree result for result."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -107,18 +106,10 @@ def _ids(hits: list) -> list[str]:
     return [h.record.event_id for h in hits]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Iterator[DescriptionStore]:
-    if request.param == "sqlite":
-        s = open_store(tmp_path / "store.db")
-    else:
-        s = open_store(request.getfixturevalue("postgres_url"), table=unique_name)
-    s.upsert(SEED)
-    try:
-        yield s
-    finally:
-        s.drop()
-        s.close()
+@pytest.fixture
+def store(any_store: DescriptionStore) -> DescriptionStore:
+    any_store.upsert(SEED)
+    return any_store
 
 
 @pytest.mark.services

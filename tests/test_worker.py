@@ -95,19 +95,6 @@ def pending(client: redis.Redis, names: dict[str, str]) -> int:
     return int(client.xpending(names["stream"], names["group"])["pending"])
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Iterator[DescriptionStore]:
-    if request.param == "sqlite":
-        s = open_store(tmp_path / "store.db")
-    else:
-        s = open_store(request.getfixturevalue("postgres_url"), table=unique_name)
-    try:
-        yield s
-    finally:
-        s.drop()
-        s.close()
-
-
 def test_events_are_described_stored_and_acked(client: redis.Redis, names: dict[str, str],
                                                any_store: DescriptionStore) -> None:
     store = any_store
