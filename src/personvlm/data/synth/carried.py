@@ -1,6 +1,10 @@
 """Things a person wears on the body or carries: backpack straps and bodies, shoulder bags,
 waist packs, phones, cups, cigarettes, umbrellas and hand-held bags (handbag, plastic bag,
 paper bag, suitcase). Each is drawn where the skeleton put the hand or the torso.
+
+Sizes follow real proportions of a standing height ``u`` (a shoulder bag or handbag is about 30 cm,
+a sixth of a person): drawn at half that, bags were a few pixels at surveillance resolution and the
+heads never learnt to see them (bags stayed at the majority answer, "none").
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ def draw_worn_bags(p: Painter, s: Skeleton, v: dict[str, Any]) -> None:
         if s.view == "front":
             for sh in (sh0, sh1):
                 x = sh[0] + (s.shoulder_half * 0.35 if sh[0] < pel[0] else -s.shoulder_half * 0.35)
-                p.draw.line([(x, sh[1] - 1), (x, sh[1] + s.u * 0.16)], fill=(*scale(bag, 0.9), 255), width=lw + 1)
+                p.draw.line([(x, sh[1] - 1), (x, sh[1] + s.u * 0.2)], fill=(*scale(bag, 0.9), 255), width=lw + 2)
         else:
             f = s.facing
             top = sh1[1] + s.u * 0.01
             p.draw.rounded_rectangle(sorted_box(sh1[0] - f * s.shoulder_half * 0.9, top,
-                                                sh1[0] - f * s.shoulder_half * 2.4, top + s.u * 0.21),
+                                                sh1[0] - f * s.shoulder_half * 2.6, top + s.u * 0.27),
                                      radius=s.u * 0.025, fill=(*bag, 255))
             p.draw.line([(sh1[0] + f * 1, top), (sh1[0] - f * s.shoulder_half * 0.5, top + s.u * 0.14)],
                         fill=(*scale(bag, 0.8), 255), width=lw)
@@ -42,8 +46,8 @@ def draw_worn_bags(p: Painter, s: Skeleton, v: dict[str, Any]) -> None:
         else:
             a, b = (sh0[0] + 1, sh0[1]), (pel[0] + s.hip_half * 1.1, pel[1])
         p.draw.line([a, b], fill=(*scale(col, 0.8), 255), width=lw)
-        p.draw.rounded_rectangle(sorted_box(b[0] - s.u * 0.045, b[1] - s.u * 0.02, b[0] + s.u * 0.045,
-                                            b[1] + s.u * 0.07), radius=2, fill=(*col, 255))
+        p.draw.rounded_rectangle(sorted_box(b[0] - s.u * 0.075, b[1] - s.u * 0.03, b[0] + s.u * 0.075,
+                                            b[1] + s.u * 0.11), radius=2, fill=(*col, 255))
     if "other bag" in bags:  # a waist pack
         col = shade(p.rng, pick(p.rng, ["black", "green", "blue", "gray"]))
         y = pel[1] - s.u * 0.04
@@ -90,23 +94,23 @@ def _draw_hand_bag(p: Painter, s: Skeleton, kind: str, w: Pt) -> None:
     rng, u = p.rng, s.u
     if kind == "handbag":
         col = shade(rng, pick(rng, ["black", "brown", "red", "beige", "white"]))
-        p.draw.arc([w[0] - u * 0.03, w[1] - u * 0.01, w[0] + u * 0.03, w[1] + u * 0.05], 180, 360,
-                   fill=(*scale(col, 0.7), 255), width=1)
-        p.poly([(w[0] - u * 0.04, w[1] + u * 0.02), (w[0] + u * 0.04, w[1] + u * 0.02),
-                (w[0] + u * 0.05, w[1] + u * 0.08), (w[0] - u * 0.05, w[1] + u * 0.08)], col)
+        p.draw.arc([w[0] - u * 0.045, w[1] - u * 0.01, w[0] + u * 0.045, w[1] + u * 0.07], 180, 360,
+                   fill=(*scale(col, 0.7), 255), width=max(1, round(u * 0.01)))
+        p.poly([(w[0] - u * 0.06, w[1] + u * 0.03), (w[0] + u * 0.06, w[1] + u * 0.03),
+                (w[0] + u * 0.075, w[1] + u * 0.12), (w[0] - u * 0.075, w[1] + u * 0.12)], col)
     elif kind == "plastic bag":
         col = mix((235, 235, 235), shade(rng, pick(rng, ["white", "blue", "red", "yellow", "black"])),
                   rng.uniform(0, 0.6))
-        p.poly([(w[0] - u * 0.02, w[1]), (w[0] + u * 0.02, w[1]), (w[0] + u * 0.05, w[1] + u * 0.05),
-                (w[0] + u * 0.04, w[1] + u * 0.12), (w[0] - u * 0.04, w[1] + u * 0.12),
-                (w[0] - u * 0.05, w[1] + u * 0.05)], col)
-        p.draw.line([(w[0] - u * 0.02, w[1] + u * 0.06), (w[0] + u * 0.01, w[1] + u * 0.1)],
+        p.poly([(w[0] - u * 0.03, w[1]), (w[0] + u * 0.03, w[1]), (w[0] + u * 0.07, w[1] + u * 0.07),
+                (w[0] + u * 0.06, w[1] + u * 0.17), (w[0] - u * 0.06, w[1] + u * 0.17),
+                (w[0] - u * 0.07, w[1] + u * 0.07)], col)
+        p.draw.line([(w[0] - u * 0.03, w[1] + u * 0.08), (w[0] + u * 0.015, w[1] + u * 0.14)],
                     fill=(*scale(col, 0.8), 255), width=1)
     elif kind == "paper bag":
         col = shade(rng, "brown" if rng.random() < 0.5 else "beige")
         p.draw.line([(w[0] - u * 0.02, w[1] + u * 0.03), w, (w[0] + u * 0.02, w[1] + u * 0.03)],
                     fill=(60, 50, 40, 255), width=1)
-        p.draw.rectangle([w[0] - u * 0.045, w[1] + u * 0.03, w[0] + u * 0.045, w[1] + u * 0.13], fill=(*col, 255))
+        p.draw.rectangle([w[0] - u * 0.065, w[1] + u * 0.03, w[0] + u * 0.065, w[1] + u * 0.18], fill=(*col, 255))
     elif kind == "suitcase":
         col = shade(rng, pick(rng, ["black", "gray", "blue", "red", "white", "pink"]))
         ground = max(a[1] for a in s.ankle) + u * 0.035
