@@ -134,3 +134,30 @@ def test_batchnorm_folding_keeps_outputs_and_leaves_the_original_alone(name):
     x = torch.randn(2, 3, 256, 128)
     with torch.inference_mode():
         torch.testing.assert_close(fused(x), enc(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilevit_xs", "tiny_cnn"])
+def test_feature_taps_append_pooled_stage_outputs_after_the_head(name):
+    """Tapped stages are the real stage outputs, average-pooled to the head's map and concatenated
+    after its channels; the head's own channels are unchanged, so a tapped encoder is a superset."""
+    torch.manual_seed(0)
+    plain = build_encoder(name).eval()
+    tapped = build_encoder(name, taps=(2, 1))
+    tapped.load_state_dict(plain.state_dict())
+    tapped.eval()
+    assert tapped.taps == (1, 2)
+    assert tapped.out_channels == plain.out_channels + plain.stage_channels[1] + plain.stage_channels[2]
+    x = torch.randn(2, 3, 256, 128)
+    with torch.inference_mode():
+        out, ref = tapped(x), plain(x)
+        stage = plain.stages[0](plain.stem(x))
+        stage = plain.stages[1](stage)
+    assert out.shape == (2, tapped.out_channels, *ref.shape[-2:])
+    torch.testing.assert_close(out[:, : plain.out_channels], ref)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(stage, ref.shape[-2:])
+    torch.testing.assert_close(out[:, plain.out_channels: plain.out_channels + stage.shape[1]], pooled)
+
+
+def test_a_tap_on_a_missing_stage_is_refused():
+    with pytest.raises(ConfigError, match="feature_taps.*0..3"):
+        build_encoder("tiny_cnn", taps=(4,))

@@ -119,7 +119,14 @@ def _batch(model: PersonVLM, with_images: bool = True) -> dict:
     return batch
 
 
-def test_compute_loss_from_images_or_cached_features(model):
+@pytest.mark.parametrize(("freeze", "taps", "parts"), [(9, (), 1), (9, (1, 3), 1), (2, (), 1), (2, (0, 1, 3), 2),
+                                                    (3, (1, 2), 2)])
+def test_compute_loss_from_images_or_cached_features(freeze, taps, parts):
+    """A cache of the frozen part (the whole encoder, or its first stages with their taps) gives
+    the loss that the images give: the trainable stages finish the pass exactly."""
+    torch.manual_seed(0)
+    model = PersonVLM(tiny_config(freeze_stages=freeze, feature_taps=taps)).eval()
+    assert len(_batch(model, with_images=False)["features"]) == parts
     with torch.no_grad():
         from_images = model.compute_loss(_batch(model))
         from_features = model.compute_loss(_batch(model, with_images=False))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from personvlm.data.transforms import letterbox, to_tensor
 from personvlm.imageio import load_image
@@ -42,7 +43,7 @@ def test_hit_miss_flip_and_stale_entries(tmp_path: Path, monkeypatch: pytest.Mon
     torch.manual_seed(0)
     enc = build_encoder("tiny_cnn").eval()
     cache = _cache(tmp_path / "cache", enc)
-    feats = cache.features(paths)
+    [feats] = cache.features(paths)
     with torch.no_grad():
         direct = enc(torch.stack([to_tensor(letterbox(load_image(p), (64, 32))) for p in paths]))
     assert feats.dtype == torch.float16 and torch.allclose(feats.float(), direct, atol=1e-2)
@@ -50,10 +51,10 @@ def test_hit_miss_flip_and_stale_entries(tmp_path: Path, monkeypatch: pytest.Mon
     assert entry.is_file()
 
     monkeypatch.setattr(FeatureCache, "_compute", lambda *a: pytest.fail("cache hit expected"))
-    assert torch.equal(_cache(tmp_path / "cache", enc).features(paths), feats)
+    assert torch.equal(_cache(tmp_path / "cache", enc).features(paths)[0], feats)
     monkeypatch.undo()
 
-    flipped = cache.features(paths, flip=True)
+    [flipped] = cache.features(paths, flip=True)
     assert not torch.equal(flipped, feats) and cache.path_for(paths, flip=True).is_file()
 
     other = _cache(tmp_path / "cache", enc, {**PRE, "mean": [0.5, 0.5, 0.5]})
@@ -68,10 +69,12 @@ def test_hit_miss_flip_and_stale_entries(tmp_path: Path, monkeypatch: pytest.Mon
     assert other.path_for(paths) != before
 
 
-def test_training_with_a_frozen_encoder_uses_the_cache(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", [{"freeze_stages": 9}, {"freeze_stages": 2, "feature_taps": [0, 3]}],
+                         ids=["whole encoder frozen", "first stages frozen"])
+def test_training_with_a_frozen_encoder_uses_the_cache(tmp_path: Path, model: dict) -> None:
     torch.set_num_threads(1)
     jsonl = make_dataset(tmp_path / "d", n=16)
-    cfg_path = tiny_config(tmp_path / "c.yaml", jsonl, model={"freeze_stages": 9}, train={"epochs": 1},
+    cfg_path = tiny_config(tmp_path / "c.yaml", jsonl, model=model, train={"epochs": 1},
                            cache={"enabled": True})
     Trainer(TrainConfig.load(cfg_path), tmp_path / "run1").run()
     entries = sorted((tmp_path / "cache").glob("*/*.safetensors"))
@@ -82,3 +85,19 @@ def test_training_with_a_frozen_encoder_uses_the_cache(tmp_path: Path) -> None:
     rows1 = (tmp_path / "run1" / "metrics.jsonl").read_text().split('"epoch_seconds"')[0]
     rows2 = (tmp_path / "run2" / "metrics.jsonl").read_text().split('"epoch_seconds"')[0]
     assert rows1 == rows2  # identical losses from cached features
+
+
+def test_cached_prefix_training_trains_only_the_unfrozen_stages(tmp_path: Path) -> None:
+    """With stages 0-1 cached, the optimiser moves stages 2+ of the encoder and nothing before."""
+    torch.set_num_threads(1)
+    jsonl = make_dataset(tmp_path / "d", n=16)
+    cfg_path = tiny_config(tmp_path / "c.yaml", jsonl, model={"freeze_stages": 2, "feature_taps": [0]},
+                           train={"epochs": 1, "encoder_lr": 1e-2}, cache={"enabled": True})
+    Trainer(TrainConfig.load(cfg_path), tmp_path / "run").run()
+    trained = load_file(tmp_path / "run" / "model.safetensors")
+    torch.manual_seed(0)  # the trainer seeds with train.seed=0 before building the model
+    initial = build_encoder("tiny_cnn").state_dict()
+    for name, value in initial.items():
+        if value.is_floating_point() and not name.endswith(("running_mean", "running_var")):
+            changed = not torch.allclose(trained[f"encoder.{name}"].float(), value, atol=1e-4)
+            assert changed is name.startswith(("stages.2.", "stages.3.")), name

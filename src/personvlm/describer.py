@@ -36,14 +36,13 @@ from personvlm.data.vocab import STYLE_TOKENS, Vocab
 from personvlm.generation import GenerationConfig, generate
 from personvlm.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from personvlm.models.config import ModelConfig
-from personvlm.models.encoders import fused_for_inference
+from personvlm.models.encoders import ENCODE_CHUNK, fused_for_inference
 from personvlm.models.heads import decide
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema import UNKNOWN, PersonDescription, parse, to_compact, to_text
 from personvlm.schema.compact import compact_slots
 
 MODEL_ENV = "PERSONVLM_MODEL"
-ENCODE_CHUNK = 4
 
 
 def default_model_dir() -> Path:

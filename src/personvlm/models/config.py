@@ -34,6 +34,7 @@ class ModelConfig:
     pretrained: bool = True  # load the encoder's ImageNet weights when building from scratch
     encoder_weights: str | None = None  # local state dict (e.g. for mobilevit_xs)
     freeze_stages: int = 0  # freeze the stem and the first k named stages of the encoder
+    feature_taps: tuple[int, ...] = ()  # encoder stages pooled into the visual map beside the head (colour)
     image_size: tuple[int, int] = (256, 128)  # H, W
     grid: tuple[int, int] = (8, 4)  # visual token grid (rows, cols)
     width: int = 256
@@ -52,6 +53,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self.image_size = tuple(self.image_size)  # type: ignore[assignment]
         self.grid = tuple(self.grid)  # type: ignore[assignment]
+        self.feature_taps = tuple(int(t) for t in self.feature_taps)  # type: ignore[assignment]
         self.validate()
 
     def validate(self) -> None:

@@ -27,6 +27,7 @@ def _build_components(config: ModelConfig, load_weights: bool) -> dict[str, nn.M
         config.encoder,
         pretrained=config.pretrained and load_weights,
         weights=config.encoder_weights if load_weights else None,
+        taps=config.feature_taps,
     )
     if config.freeze_stages:
         encoder.freeze(config.freeze_stages)
@@ -73,13 +74,25 @@ class PersonVLM(nn.Module):
         self.heads: AttributeHeads = parts["heads"]  # type: ignore[assignment]
         self.decoder: CaptionDecoder = parts["decoder"]  # type: ignore[assignment]
 
-    def encode_features(self, images: Tensor) -> Tensor:
-        """Encoder feature map ``[B, C, h, w]``: what a frozen-encoder feature cache stores."""
-        return self.encoder(images)
+    def encode_features(self, images: Tensor) -> list[Tensor]:
+        """The frozen encoder part's output (``Encoder.frozen_part``): what a feature cache stores."""
+        return self.encoder.frozen_part(images)
+
+    def visual_from_features(self, features: list[Tensor]) -> Tensor:
+        """Visual tokens from ``encode_features``' output: the encoder's trainable stages, then the grid."""
+        return self.visual_tokens(self.encoder.trainable_part(list(features)))
+
+    def visual_of(self, batch: dict[str, Any]) -> Tensor:
+        """Visual tokens of a training batch holding ``images`` or cached ``features``."""
+        if "features" in batch:
+            return self.visual_from_features(batch["features"])
+        if "images" in batch:
+            return self.encode_images(batch["images"])
+        raise KeyError("batch needs 'images' [B,3,H,W] or cached encoder 'features' (a list of maps)")
 
     def encode_images(self, images: Tensor) -> Tensor:
         """ImageNet-normalised ``[B, 3, H, W]`` -> visual tokens ``[B, N, D]``."""
-        return self.visual_tokens(self.encode_features(images))
+        return self.visual_tokens(self.encoder(images))
 
     def head_logits(self, visual: Tensor) -> dict[str, Tensor]:
         return self.heads(visual)
@@ -92,19 +105,17 @@ class PersonVLM(nn.Module):
         """
         return self.decoder(input_ids, visual, cache)
 
-    def compute_loss(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+    def compute_loss(self, batch: dict[str, Any], visual: Tensor | None = None) -> dict[str, Tensor]:
         """Caption cross-entropy (label smoothing) + attribute head losses, weighted by the config.
 
-        ``batch``: ``images`` [B,3,H,W] or ``features`` [B,C,h,w]; ``input_ids``/``target_ids``
-        [B,T] (``-100`` targets ignored); ``head_targets`` (see ``heads.head_losses``). Returns
-        ``loss`` (total), ``caption``, ``heads`` and ``head/<attribute>`` parts.
+        ``batch``: ``images`` [B,3,H,W] or ``features`` (``encode_features``' list of maps);
+        ``input_ids``/``target_ids`` [B,T] (``-100`` targets ignored); ``head_targets`` (see
+        ``heads.head_losses``). ``visual``: the batch's tokens when the caller already has them (the
+        per-style batches of one step share their images). Returns ``loss`` (total), ``caption``,
+        ``heads`` and ``head/<attribute>`` parts.
         """
-        if "features" in batch:
-            visual = self.visual_tokens(batch["features"])
-        elif "images" in batch:
-            visual = self.encode_images(batch["images"])
-        else:
-            raise KeyError("batch needs 'images' [B,3,H,W] or cached encoder 'features' [B,C,h,w]")
+        if visual is None:
+            visual = self.visual_of(batch)
         logits, _ = self.decode(batch["input_ids"], visual)
         caption = F.cross_entropy(
             logits.flatten(0, 1), batch["target_ids"].flatten(), ignore_index=IGNORE_INDEX,

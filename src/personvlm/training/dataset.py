@@ -81,8 +81,8 @@ class PersonDataset(Dataset):
     """
 
     def __init__(self, records: Sequence[Record], vocab: Vocab, image_size: tuple[int, int], max_len: int,
-                 augment_cfg: AugmentConfig | None = None, features: Tensor | None = None,
-                 flipped_features: Tensor | None = None, seed: int = 0) -> None:
+                 augment_cfg: AugmentConfig | None = None, features: list[Tensor] | None = None,
+                 flipped_features: list[Tensor] | None = None, seed: int = 0) -> None:
         self.records = list(records)
         self.vocab = vocab
         self.image_size = image_size
@@ -94,8 +94,8 @@ class PersonDataset(Dataset):
         self.epoch = 0
         self.labels = [labels_of(r) for r in self.records]
         self.tokens = [{s: self._encode(c, s) for s, c in captions_of(r).items()} for r in self.records]
-        if features is not None and len(features) != len(self.records):
-            raise ValueError(f"{len(features)} cached feature rows for {len(self.records)} records")
+        if features is not None and any(len(part) != len(self.records) for part in features):
+            raise ValueError(f"{len(features[0])} cached feature rows for {len(self.records)} records")
 
     def _encode(self, text: str, style: str) -> list[int]:
         ids = self.vocab.encode(text, style=style)
@@ -116,7 +116,7 @@ class PersonDataset(Dataset):
             flip = (self.augment_cfg is not None and self.flipped_features is not None
                     and torch.rand(1, generator=g).item() < self.augment_cfg.flip)
             source = self.flipped_features if flip else self.features
-            sample["features"] = source[i].float()
+            sample["features"] = [part[i].float() for part in source]
             return sample
         sample["images"] = image_tensor(load_image(self.records[i].image), self.image_size, self.augment_cfg, g)
         return sample
@@ -126,8 +126,10 @@ def collate(samples: Sequence[dict[str, Any]], pad_id: int) -> list[dict[str, An
     """One ``compute_loss`` batch per style, each padded to its own longest caption: compact captions
     are a third as long as natural ones, so one shared padding would waste about a third of the
     decoder's work. The heads targets ride along in every style's batch."""
-    key = "features" if "features" in samples[0] else "images"
-    visual = torch.stack([s[key] for s in samples])
+    if "features" in samples[0]:  # a list of maps per sample: stack each part
+        key, visual = "features", [torch.stack(parts) for parts in zip(*(s["features"] for s in samples), strict=True)]
+    else:
+        key, visual = "images", torch.stack([s["images"] for s in samples])
     heads = {name: torch.stack([s["heads"][name] for s in samples]) for name in samples[0]["heads"]}
     batches = []
     for style in STYLES:

@@ -42,7 +42,7 @@ from personvlm.data.vocab import Vocab
 from personvlm.models.checkpoint import CARD_FILE, VOCAB_FILE, save_checkpoint
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema.compact import compact_slots
-from personvlm.training.config import TrainConfig
+from personvlm.training.config import OptimConfig, TrainConfig
 from personvlm.training.curves import append_metrics, plot_curves, read_metrics
 from personvlm.training.dataset import PersonDataset, captions_of, collate
 from personvlm.training.ddp import (
@@ -93,7 +93,8 @@ class LossModule(nn.Module):
         self.model = model
 
     def forward(self, batches: list[dict[str, Any]]) -> Tensor:
-        return torch.stack([self.model.compute_loss(b)["loss"] for b in batches]).mean()
+        visual = self.model.visual_of(batches[0])  # every style's batch holds the same images
+        return torch.stack([self.model.compute_loss(b, visual)["loss"] for b in batches]).mean()
 
 
 class _Shard(Sampler[int]):
@@ -116,6 +117,22 @@ def build_vocab(records: list[Record], cfg: TrainConfig) -> Vocab:
     grammar = [phrase for _, table, _ in compact_slots() for phrase in table]
     # Grammar phrases are repeated min_freq times so that no frequency cut can drop one.
     return Vocab.build(texts + grammar * cfg.vocab.min_freq, cfg.vocab.min_freq, cfg.vocab.max_size)
+
+
+def param_groups(model: PersonVLM, tc: OptimConfig) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on tensors of two or more dimensions only (not norms or biases),
+    and the fine-tuned encoder stages at ``encoder_lr``. Groups with no parameters are left out, so
+    a frozen encoder gives the same two groups as before."""
+    encoder_ids = {id(p) for p in model.encoder.parameters()}
+    groups = []
+    for in_encoder in (False, True):
+        lr = tc.encoder_lr if in_encoder and tc.encoder_lr is not None else tc.lr
+        params = [p for p in model.parameters() if p.requires_grad and (id(p) in encoder_ids) == in_encoder]
+        for decay in (True, False):
+            chosen = [p for p in params if (p.ndim >= 2) == decay]
+            if chosen:
+                groups.append({"params": chosen, "weight_decay": tc.weight_decay if decay else 0.0, "lr": lr})
+    return groups
 
 
 def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -173,13 +190,11 @@ class Trainer:
         return parts["train"], parts["val"]
 
     def _features(self, model: PersonVLM, train: list[Record], val: list[Record],
-                  ctx: DistContext) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        """Cached encoder features (train, train flipped, val) when the encoder is fully frozen."""
-        frozen = not any(p.requires_grad for p in model.encoder.parameters())
-        if not (self.cfg.cache.enabled and frozen):
+                  ctx: DistContext) -> tuple[list[Tensor] | None, list[Tensor] | None, list[Tensor] | None]:
+        """Cached outputs of the encoder's frozen part (train, train flipped, val), when part of it is frozen."""
+        if not (self.cfg.cache.enabled and model.encoder.frozen_stages > 0):
             if self.cfg.cache.enabled and ctx.is_main:
-                log.info("feature cache off: the encoder has trainable parameters (freeze_stages=%d)",
-                         model.config.freeze_stages)
+                log.info("feature cache off: no encoder stage is frozen (freeze_stages=0)")
             return None, None, None
         cache = cache_for_model(Path(self.cfg.cache.dir), model.encoder, model.config.image_size, str(ctx.device))
         flip = self.cfg.augment.flip > 0
@@ -238,11 +253,7 @@ class Trainer:
         val_dl = DataLoader(val_ds, sampler=_Shard(len(val_ds), ctx), **loader_args)
 
         trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": tc.weight_decay},
-             {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}],
-            lr=tc.lr, betas=tc.betas,
-        )
+        optimizer = torch.optim.AdamW(param_groups(model, tc), lr=tc.lr, betas=tc.betas)
         steps_per_epoch = math.ceil(len(train_dl) / tc.grad_accum)
         total_steps = steps_per_epoch * tc.epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -57,13 +57,11 @@ def validate(model: Any, loader: DataLoader, ctx: DistContext) -> dict[str, floa
     counts = torch.zeros(N_LABELS, 4, dtype=torch.float64)
     for batches in loader:
         batches = [to_device(b, ctx.device) for b in batches]
-        loss = torch.stack([model.compute_loss(b)["loss"] for b in batches]).mean()
+        visual = model.visual_of(batches[0])  # every style's batch holds the same images and head targets
+        loss = torch.stack([model.compute_loss(b, visual)["loss"] for b in batches]).mean()
         if torch.isfinite(loss):
             totals += torch.tensor([float(loss), 1.0], dtype=torch.float64)
-        first = batches[0]  # every style's batch holds the same images and head targets
-        visual = (model.visual_tokens(first["features"]) if "features" in first
-                  else model.encode_images(first["images"]))
-        counts += confusion_counts(model.head_logits(visual), first["head_targets"])
+        counts += confusion_counts(model.head_logits(visual), batches[0]["head_targets"])
     model.train(was_training)
     totals = all_reduce_sum(totals.to(ctx.device), ctx).cpu()
     counts = all_reduce_sum(counts.to(ctx.device), ctx).cpu()
@@ -75,6 +73,8 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     for k, v in batch.items():
         if isinstance(v, dict):
             out[k] = {kk: vv.to(device, non_blocking=True) for kk, vv in v.items()}
+        elif isinstance(v, list):
+            out[k] = [vv.to(device, non_blocking=True) for vv in v]
         else:
             out[k] = v.to(device, non_blocking=True)
     return out
