@@ -131,3 +131,25 @@ def test_schedule_warms_up_then_decays_to_the_floor() -> None:
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warmup
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))  # then only down
     assert lrs[60] == pytest.approx(0.55) and lrs[110] == pytest.approx(0.1)  # cosine midpoint, floor
+
+
+def test_fine_tuned_encoder_stages_get_their_own_learning_rate() -> None:
+    """encoder_lr applies to the trainable encoder stages only; decay only to tensors of 2+ dims;
+    every trainable parameter is in exactly one group and no frozen one is in any."""
+    from personvlm.models.config import ModelConfig
+    from personvlm.training.config import OptimConfig
+    from personvlm.training.trainer import param_groups
+
+    model = PersonVLM(ModelConfig(encoder="tiny_cnn", pretrained=False, width=32, layers=1, heads=2,
+                                  vocab_size=40, max_len=16, freeze_stages=2))
+    groups = param_groups(model, OptimConfig(lr=1e-3, encoder_lr=1e-4, weight_decay=0.05))
+    encoder = {id(p) for p in model.encoder.parameters() if p.requires_grad}
+    seen = [id(p) for g in groups for p in g["params"]]
+    assert sorted(seen) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    for g in groups:
+        in_encoder = {id(p) in encoder for p in g["params"]}
+        assert len(in_encoder) == 1
+        assert g["lr"] == (1e-4 if in_encoder.pop() else 1e-3)
+        assert g["weight_decay"] == (0.05 if g["params"][0].ndim >= 2 else 0.0)
+        assert len({p.ndim >= 2 for p in g["params"]}) == 1
+    assert {g["lr"] for g in param_groups(model, OptimConfig(lr=1e-3))} == {1e-3}

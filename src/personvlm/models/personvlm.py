@@ -1,7 +1,7 @@
 """PersonVLM: image -> encoder feature map -> visual tokens -> (attribute heads, caption decoder).
 
 The public surface is what training, generation and the Describer use:
-``encode_images``, ``encode_features``/``visual_tokens`` (so a frozen encoder's maps can be cached),
+``encode_images``, ``encode_features``/``visual_from_features`` (so the frozen part of the encoder can be cached),
 ``head_logits``, ``decode`` (KV-cached) and ``compute_loss``.
 """
 
