@@ -160,3 +160,28 @@ def test_letterbox_keeps_the_aspect_ratio_and_pads_with_zero_after_normalisation
     assert batch[0, :, 5, 64].abs().max() < 0.02  # padding is the ImageNet mean
     with pytest.raises(ValueError, match="at least one"):
         preprocess([])
+
+
+
+def test_the_shipped_model_loads_fits_its_bound_and_describes_a_real_crop(monkeypatch):
+    """models/default is what `personvlm describe` uses without --model: it must load with the
+    code as it is now (config fields, taps, vocabulary), stay within 25 MB, and give a parseable
+    compact caption on a real surveillance crop from shared/realcrops."""
+    import os
+    from pathlib import Path
+
+    from personvlm.imageio import load_image
+
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    directory = default_model_dir()
+    size = sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
+    assert size <= 25 * 2**20, f"{directory} is {size / 2**20:.1f} MiB"
+    shipped = Describer.from_pretrained()
+    assert shipped.model.encoder.taps == shipped.config.feature_taps
+    real = sorted((Path(__file__).resolve().parents[2] / "shared" / "realcrops" / "images").glob("*.png"))
+    if not real:
+        if os.environ.get("CI"):
+            pytest.fail("shared/realcrops/images is missing beside the repo")
+        pytest.skip("shared/realcrops is not beside the repo")
+    [desc] = shipped.describe([load_image(real[0])], style="compact")
+    assert parse(desc.caption).values() == desc.values()
