@@ -88,8 +88,8 @@ def test_nan_batches_are_skipped_and_counted(tmp_path: Path, data: Path, monkeyp
     real = PersonVLM.compute_loss
     calls = {"n": 0}
 
-    def poisoned(self: PersonVLM, batch: dict) -> dict:
-        out = real(self, batch)
+    def poisoned(self: PersonVLM, batch: dict, visual: torch.Tensor | None = None) -> dict:
+        out = real(self, batch, visual)
         if self.training:
             calls["n"] += 1
             if calls["n"] in (3, 13):  # two calls (styles) per step: steps 2 and 7

@@ -61,8 +61,10 @@ class OptimConfig:
         for name in ("epochs", "batch_size", "grad_accum", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"train.{name}: expected a positive integer, got {getattr(self, name)!r}")
-        if self.lr <= 0 or (self.encoder_lr is not None and self.encoder_lr <= 0):
-            raise ConfigError(f"train.lr/encoder_lr: expected > 0, got {self.lr} / {self.encoder_lr}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr: expected > 0, got {self.lr}")
+        if self.encoder_lr is not None and self.encoder_lr <= 0:
+            raise ConfigError(f"train.encoder_lr: expected > 0 or null (= train.lr), got {self.encoder_lr}")
         if self.warmup_steps < 0 or self.num_workers < 0:
             raise ConfigError("train.warmup_steps and train.num_workers must be >= 0")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
