@@ -78,6 +78,7 @@ def synth_bench(
     """Measure end-to-end synthesis speed (render, caption, JPEG, write) in images/s."""
     import json
     import os
+    import resource
     import statistics
     import tempfile
 
@@ -85,14 +86,18 @@ def synth_bench(
 
     workers = workers or os.cpu_count() or 1
     rates, cpu_ms = [], []
+    def cpu_seconds() -> float:
+        # This process and its joined workers, in microseconds (os.times() counts 10 ms ticks, which
+        # rounded a small run's CPU time to zero once rendering got fast).
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
     for i in range(max(1, repeats)):
-        before = os.times()
+        before = cpu_seconds()
         with tempfile.TemporaryDirectory(prefix="personvlm-synth-bench-") as tmp:
             rates.append(write_dataset(Path(tmp), n, seed=i, workers=workers, progress=False).images_per_second)
-        after = os.times()
-        # CPU time of this process and its (joined) workers: independent of other load on the box.
-        cpu = sum(after[:4]) - sum(before[:4])
-        cpu_ms.append(cpu / n * 1000)
+        # CPU time, unlike wall time, is independent of other load on the box.
+        cpu_ms.append((cpu_seconds() - before) / n * 1000)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     cpu_per_image = statistics.median(cpu_ms)
     result = {"images_per_s_best": round(max(rates), 1), "images_per_s_median": round(statistics.median(rates), 1),
