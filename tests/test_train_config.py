@@ -70,6 +70,9 @@ def test_train_command_reports_bad_config_and_data(tmp_path: Path) -> None:
     bad.write_text("data:\n  train: x.jsonl\ntrain:\n  encoder_lr: 0\n")
     result = runner.invoke(app, ["train", "--config", str(bad), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "train.encoder_lr: expected > 0 or null" in result.output
+    bad.write_text("data:\n  train: x.jsonl\ntrain:\n  select_on: val_acc\n")
+    result = runner.invoke(app, ["train", "--config", str(bad), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "train.select_on: expected one of ['val_head_ma', 'val_loss']" in result.output
     missing = tmp_path / "missing.yaml"
     missing.write_text("data:\n  train: nowhere.jsonl\n")
     result = runner.invoke(app, ["train", "--config", str(missing), "--out", str(tmp_path / "run")])

@@ -110,7 +110,23 @@ def test_early_stopping_on_validation_loss(tmp_path: Path, data: Path, monkeypat
     monkeypatch.setattr(trainer_mod, "validate", lambda *a: {"val_loss": next(losses), "val_head_ma": 0.5})
     cfg = TrainConfig.load(tiny_config(tmp_path / "c.yaml", data, train={"epochs": 5, "patience": 2}))
     result = Trainer(cfg, tmp_path / "run").run()
-    assert result["epochs"] == 4 and result["best_val_loss"] == 0.5
+    assert result["epochs"] == 4 and result["select_on"] == "val_loss" and result["best"] == 0.5
+
+
+def test_selection_on_head_ma_keeps_the_epoch_with_the_best_heads(tmp_path: Path, data: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """select_on: val_head_ma picks (and early-stops on) the highest heads mA, whatever the loss does."""
+    figures = iter([(1.0, 0.60), (0.9, 0.70), (1.2, 0.75), (1.3, 0.74), (1.4, 0.73), (0.1, 0.99)])
+    monkeypatch.setattr(trainer_mod, "validate",
+                        lambda *a: dict(zip(("val_loss", "val_head_ma"), next(figures), strict=True)))
+    saved = []
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", lambda out, model, vocab: saved.append(len(saved)))
+    cfg = TrainConfig.load(tiny_config(tmp_path / "c.yaml", data,
+                                       train={"epochs": 6, "patience": 2, "select_on": "val_head_ma"}))
+    result = Trainer(cfg, tmp_path / "run").run()
+    assert result["epochs"] == 5 and result["best"] == 0.75  # epochs 4, 5 did not beat epoch 3
+    assert len(saved) == 3  # the model directory was written at epochs 1, 2 and 3 only
+    assert "Best epoch by val_head_ma: 3" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
 
 
 def test_gradient_accumulation_steps_per_epoch(tmp_path: Path, data: Path) -> None:

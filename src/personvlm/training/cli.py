@@ -34,4 +34,4 @@ def train(
     except (ConfigError, DatasetError, TrainingError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"done: {result['epochs']} epoch(s), {result['step']} steps, best val loss {result['best_val_loss']:.4f}")
+    typer.echo(f"done: {result['epochs']} epoch(s), {result['step']} steps, best {result['select_on']} {result['best']:.4f}")

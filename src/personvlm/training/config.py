@@ -37,6 +37,11 @@ class DataConfig:
             raise ConfigError(f"data.max_samples: expected >= 2 or null, got {self.max_samples}")
 
 
+# Validation figures a run can select its model on, and the sign that makes lower better: the heads
+# decide the structured output, and the caption loss can overfit while the heads' mA still rises.
+SELECT_ON: dict[str, float] = {"val_loss": 1.0, "val_head_ma": -1.0}
+
+
 @dataclass
 class OptimConfig:
     """Optimiser, schedule and loop settings."""
@@ -52,7 +57,8 @@ class OptimConfig:
     grad_clip: float = 1.0
     grad_accum: int = 1
     amp: bool = True  # mixed precision; only ever used on CUDA
-    patience: int = 3  # early stopping: epochs without val-loss improvement
+    patience: int = 3  # early stopping: epochs without improvement of ``select_on``
+    select_on: str = "val_loss"  # model selection + early stopping: val_loss (lower) or val_head_ma (higher)
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
@@ -61,6 +67,8 @@ class OptimConfig:
         for name in ("epochs", "batch_size", "grad_accum", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"train.{name}: expected a positive integer, got {getattr(self, name)!r}")
+        if self.select_on not in SELECT_ON:
+            raise ConfigError(f"train.select_on: expected one of {sorted(SELECT_ON)}, got {self.select_on!r}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr: expected > 0, got {self.lr}")
         if self.encoder_lr is not None and self.encoder_lr <= 0:

@@ -42,7 +42,7 @@ from personvlm.data.vocab import Vocab
 from personvlm.models.checkpoint import CARD_FILE, VOCAB_FILE, save_checkpoint
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema.compact import compact_slots
-from personvlm.training.config import OptimConfig, TrainConfig
+from personvlm.training.config import SELECT_ON, OptimConfig, TrainConfig
 from personvlm.training.curves import append_metrics, plot_curves, read_metrics
 from personvlm.training.dataset import PersonDataset, captions_of, collate
 from personvlm.training.ddp import (
@@ -286,9 +286,10 @@ class Trainer:
             seconds = time.perf_counter() - t0
             val = validate(model, val_dl, ctx)
             state.epoch += 1
-            improved = val["val_loss"] < state.best_val
+            score = SELECT_ON[tc.select_on] * val[tc.select_on]  # lower is better
+            improved = score < state.best_val
             if improved:
-                state.best_val, state.bad_epochs = val["val_loss"], 0
+                state.best_val, state.bad_epochs = score, 0
             else:
                 state.bad_epochs += 1
             row = {"epoch": state.epoch, "step": state.step, "train_loss": train_loss, **val,
@@ -308,10 +309,11 @@ class Trainer:
             if self.hooks.on_epoch_end:
                 self.hooks.on_epoch_end(state.epoch, row)
             if state.bad_epochs >= tc.patience and ctx.is_main:
-                self.console.print(f"early stop: val loss has not improved for {tc.patience} epoch(s)")
+                self.console.print(f"early stop: {tc.select_on} has not improved for {tc.patience} epoch(s)")
         if ctx.is_main:
             self._finish(len(train_recs), len(val_recs))
-        return {"epochs": state.epoch, "step": state.step, "best_val_loss": state.best_val}
+        return {"epochs": state.epoch, "step": state.step, "select_on": tc.select_on,
+                "best": SELECT_ON[tc.select_on] * state.best_val}
 
     def _train_epoch(self, net: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                      scheduler: Any, scaler: torch.amp.GradScaler, state: LoopState, ctx: DistContext,
@@ -401,7 +403,8 @@ class Trainer:
 
     def _finish(self, n_train: int, n_val: int) -> None:
         rows = read_metrics(self.out / METRICS_FILE)
-        best = min(rows, key=lambda r: r["val_loss"]) if rows else {}
+        sign = SELECT_ON[self.cfg.train.select_on]
+        best = min(rows, key=lambda r: sign * r[self.cfg.train.select_on]) if rows else {}
         d = self.cfg.data
         card = f"""# PersonVLM model card (written by `personvlm train`)
 
@@ -411,7 +414,7 @@ class Trainer:
   {"from " + d.val if d.val else f"split off by file-name group, fraction {d.val_fraction}, seed {d.split_seed}"})
 - Encoder: {self.cfg.model.encoder} (freeze_stages={self.cfg.model.freeze_stages}), image size
   {self.cfg.model.image_size}
-- Best epoch {best.get("epoch")}: val loss {best.get("val_loss", float("nan")):.4f}, val head mA
+- Best epoch by {self.cfg.train.select_on}: {best.get("epoch")}: val loss {best.get("val_loss", float("nan")):.4f}, val head mA
   {best.get("val_head_ma", float("nan")):.4f} (validation split, used for model selection)
 - Full per-epoch history: `metrics.jsonl`, `curves.png`; training config: `train_config.yaml`.
 
