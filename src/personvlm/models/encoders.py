@@ -29,7 +29,7 @@ from personvlm.models.config import ConfigError
 
 BN_EPS = 1e-3  # the TensorFlow value the EfficientNet weights were trained with
 # Images per encoder call on CPU: a whole batch's early feature maps overflow the CPU caches and cost
-# ~2x more CPU per image than chunks of 4 (measured for serving and for filling the feature cache).
+# ~2x more CPU per image than chunks of 4 (measured when serving; the feature cache uses it too).
 ENCODE_CHUNK = 4
 
 
