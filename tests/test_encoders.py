@@ -161,3 +161,12 @@ def test_feature_taps_append_pooled_stage_outputs_after_the_head(name):
 def test_a_tap_on_a_missing_stage_is_refused():
     with pytest.raises(ConfigError, match="feature_taps.*0..3"):
         build_encoder("tiny_cnn", taps=(4,))
+
+
+@pytest.mark.parametrize("taps", [3, ["a"], [-1], [1.5], [True]])
+def test_feature_taps_that_are_not_stage_numbers_are_a_config_error(taps):
+    from personvlm.models.config import ModelConfig
+
+    with pytest.raises(ConfigError, match="feature_taps: expected a list of encoder stage numbers"):
+        ModelConfig.from_dict({"feature_taps": taps})
+    assert ModelConfig.from_dict({"feature_taps": [2, 4]}).feature_taps == (2, 4)

@@ -53,7 +53,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self.image_size = tuple(self.image_size)  # type: ignore[assignment]
         self.grid = tuple(self.grid)  # type: ignore[assignment]
-        self.feature_taps = tuple(int(t) for t in self.feature_taps)  # type: ignore[assignment]
+        if isinstance(self.feature_taps, list):  # JSON and YAML give lists
+            self.feature_taps = tuple(self.feature_taps)
         self.validate()
 
     def validate(self) -> None:
@@ -69,6 +70,10 @@ class ModelConfig:
             raise ConfigError(f"image_size: expected (height, width) >= 32, got {self.image_size!r}")
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise ConfigError(f"grid: expected (rows, cols) >= 1, got {self.grid!r}")
+        taps = self.feature_taps
+        if not isinstance(taps, tuple) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
+                                                  for t in taps):
+            raise ConfigError(f"feature_taps: expected a list of encoder stage numbers >= 0, got {taps!r}")
         if self.freeze_stages < 0:
             raise ConfigError(f"freeze_stages: expected >= 0, got {self.freeze_stages}")
         if not 0.0 <= self.label_smoothing < 1.0:
