@@ -105,6 +105,12 @@ class PersonVLM(nn.Module):
         """
         return self.decoder(input_ids, visual, cache)
 
+    def styles_loss(self, batches: list[dict[str, Any]]) -> tuple[Tensor, Tensor]:
+        """Mean total loss over the per-style batches of one step, and their shared visual tokens
+        (every style's batch holds the same images, so they are encoded once)."""
+        visual = self.visual_of(batches[0])
+        return torch.stack([self.compute_loss(b, visual)["loss"] for b in batches]).mean(), visual
+
     def compute_loss(self, batch: dict[str, Any], visual: Tensor | None = None) -> dict[str, Tensor]:
         """Caption cross-entropy (label smoothing) + attribute head losses, weighted by the config.
 

@@ -85,7 +85,7 @@ class LoopState:
 
 
 class LossModule(nn.Module):
-    """Mean ``compute_loss`` over the per-style batches of one step, as one ``forward`` so that
+    """``PersonVLM.styles_loss`` of one step, as one ``forward`` so that
     DDP's gradient synchronisation wraps the real loss."""
 
     def __init__(self, model: PersonVLM) -> None:
@@ -93,8 +93,7 @@ class LossModule(nn.Module):
         self.model = model
 
     def forward(self, batches: list[dict[str, Any]]) -> Tensor:
-        visual = self.model.visual_of(batches[0])  # every style's batch holds the same images
-        return torch.stack([self.model.compute_loss(b, visual)["loss"] for b in batches]).mean()
+        return self.model.styles_loss(batches)[0]
 
 
 class _Shard(Sampler[int]):

@@ -57,8 +57,7 @@ def validate(model: Any, loader: DataLoader, ctx: DistContext) -> dict[str, floa
     counts = torch.zeros(N_LABELS, 4, dtype=torch.float64)
     for batches in loader:
         batches = [to_device(b, ctx.device) for b in batches]
-        visual = model.visual_of(batches[0])  # every style's batch holds the same images and head targets
-        loss = torch.stack([model.compute_loss(b, visual)["loss"] for b in batches]).mean()
+        loss, visual = model.styles_loss(batches)  # every style's batch holds the same head targets
         if torch.isfinite(loss):
             totals += torch.tensor([float(loss), 1.0], dtype=torch.float64)
         counts += confusion_counts(model.head_logits(visual), batches[0]["head_targets"])
