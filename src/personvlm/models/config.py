@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from personvlm.schema import BY_NAME
+
 ENCODERS: tuple[str, ...] = ("efficientnet_lite0", "mobilevit_xs", "tiny_cnn")
 MAX_PARAMETERS = 100_000_000
 
@@ -47,6 +49,11 @@ class ModelConfig:
     label_smoothing: float = 0.1
     caption_weight: float = 1.0
     head_weight: float = 1.0
+    # Rare values weigh (1 / training share) ** head_balance in the head loss (0 = plain
+    # cross-entropy): label-based mA scores every value's recall equally, and without it the heads
+    # learn to answer the majority for every value under ~5% (glasses, bags, poses).
+    head_balance: float = 0.0
+    head_priors: dict[str, list[float]] = field(default_factory=dict)  # training share per head value; set by the trainer
     default_unknown_threshold: float = 0.0
     unknown_thresholds: dict[str, float] = field(default_factory=dict)
 
@@ -78,6 +85,13 @@ class ModelConfig:
             raise ConfigError(f"freeze_stages: expected >= 0, got {self.freeze_stages}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing: expected 0 <= x < 1, got {self.label_smoothing}")
+        if not 0.0 <= self.head_balance <= 2.0:
+            raise ConfigError(f"head_balance: expected 0 <= x <= 2 (0.5 is a good start), got {self.head_balance}")
+        for name, shares in self.head_priors.items():
+            attr = BY_NAME.get(name)
+            if attr is None or len(shares) != len(attr.values) or not all(0.0 < x < 1.0 for x in shares):
+                raise ConfigError(f"head_priors.{name}: expected {len(attr.values) if attr else 'no'} shares in (0, 1) "
+                                  f"for a schema attribute, got {shares!r}")
 
     def unknown_threshold(self, attribute: str) -> float:
         return self.unknown_thresholds.get(attribute, self.default_unknown_threshold)

@@ -11,14 +11,15 @@ sigmoid per value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from personvlm.schema import ATTRIBUTES, UNKNOWN, AttributeValue
+from personvlm.models.config import ConfigError
+from personvlm.schema import ATTRIBUTES, UNKNOWN, AttributeValue, PersonDescription
 
 IGNORE_INDEX = -100
 
@@ -41,23 +42,67 @@ class AttributeHeads(nn.Module):
         return {name: self.classifiers[name](pooled[:, i]) for i, name in enumerate(self.names)}
 
 
-def head_losses(logits: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def value_priors(labels: Iterable[PersonDescription]) -> dict[str, list[float]]:
+    """Each head value's share among the labels that know the attribute: add-one smoothed for
+    exclusive attributes, a per-value rate kept inside [0.001, 0.999] for multi-label ones, so that
+    no share is 0 or 1 (their weights would be infinite)."""
+    counts = {a.name: np.zeros(len(a.values)) for a in ATTRIBUTES}
+    known = dict.fromkeys(counts, 0)
+    for desc in labels:
+        for attr in ATTRIBUTES:
+            v = desc.value(attr.name)
+            if v == UNKNOWN:
+                continue
+            known[attr.name] += 1
+            counts[attr.name] += [x in v if attr.multi else x == v for x in attr.values]
+    priors = {}
+    for attr in ATTRIBUTES:
+        c = counts[attr.name]
+        share = np.clip(c / max(known[attr.name], 1), 1e-3, 1 - 1e-3) if attr.multi else (c + 1) / (c.sum() + len(c))
+        priors[attr.name] = [round(float(x), 6) for x in share]
+    return priors
+
+
+def balance_weights(priors: Mapping[str, Sequence[float]], strength: float) -> dict[str, Tensor]:
+    """Loss weights that raise rare values by ``(1 / share) ** strength``.
+
+    Exclusive attributes: per-class cross-entropy weights (PyTorch's weighted mean keeps the loss's
+    size beside the caption loss). Multi-label: a positive weight ``((1 - share) / share) ** strength`` per value (the negatives keep weight 1). Strength 1
+    balances fully, which measured here costs much accuracy; 0.5 is the bundled model's compromise.
+    """
+    weights: dict[str, Tensor] = {}
+    for attr in ATTRIBUTES:
+        if attr.name not in priors:
+            raise ConfigError(f"head_balance needs the training share of {attr.name!r} (ModelConfig.head_priors, "
+                             "which the trainer sets from the training labels)")
+        p = torch.tensor(priors[attr.name], dtype=torch.float32)
+        if attr.multi:
+            weights[attr.name] = ((1 - p) / p) ** strength
+        else:
+            weights[attr.name] = p ** -strength
+    return weights
+
+
+def head_losses(logits: Mapping[str, Tensor], targets: Mapping[str, Tensor],
+                weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
     """Per-attribute loss; attributes whose targets are all ignored contribute nothing (not NaN).
 
     Exclusive targets: LongTensor ``[B]`` class index into ``Attribute.values``, ``-100`` = ignore.
-    Multi-label targets: FloatTensor ``[B, K]`` of 0/1, a row of NaN = ignore.
+    Multi-label targets: FloatTensor ``[B, K]`` of 0/1, a row of NaN = ignore. ``weights``: from
+    ``balance_weights`` (class weights, or positive weights for multi-label attributes).
     """
     losses: dict[str, Tensor] = {}
     for attr in ATTRIBUTES:
         if attr.name not in targets:
             continue
         out, target = logits[attr.name], targets[attr.name].to(logits[attr.name].device)
+        w = weights[attr.name].to(out.device) if weights is not None else None
         if attr.multi:
             keep = ~torch.isnan(target).any(dim=1)
             if keep.any():
-                losses[attr.name] = F.binary_cross_entropy_with_logits(out[keep], target[keep].float())
+                losses[attr.name] = F.binary_cross_entropy_with_logits(out[keep], target[keep].float(), pos_weight=w)
         elif (target != IGNORE_INDEX).any():
-            losses[attr.name] = F.cross_entropy(out, target.long(), ignore_index=IGNORE_INDEX)
+            losses[attr.name] = F.cross_entropy(out, target.long(), weight=w, ignore_index=IGNORE_INDEX)
     return losses
 
 

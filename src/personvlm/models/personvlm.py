@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from personvlm.models.config import MAX_PARAMETERS, ConfigError, ModelConfig
 from personvlm.models.decoder import CaptionDecoder, KVCache
 from personvlm.models.encoders import Encoder, build_encoder
-from personvlm.models.heads import IGNORE_INDEX, AttributeHeads, head_losses
+from personvlm.models.heads import IGNORE_INDEX, AttributeHeads, balance_weights, head_losses
 from personvlm.models.visual_tokens import VisualTokens
 
 COMPONENTS = ("encoder", "visual_tokens", "heads", "decoder")
@@ -73,6 +73,8 @@ class PersonVLM(nn.Module):
         self.visual_tokens: VisualTokens = parts["visual_tokens"]  # type: ignore[assignment]
         self.heads: AttributeHeads = parts["heads"]  # type: ignore[assignment]
         self.decoder: CaptionDecoder = parts["decoder"]  # type: ignore[assignment]
+        self.head_loss_weights = (balance_weights(config.head_priors, config.head_balance)
+                                  if config.head_balance > 0 else None)
 
     def encode_features(self, images: Tensor) -> list[Tensor]:
         """The frozen encoder part's output (``Encoder.frozen_part``): what a feature cache stores."""
@@ -127,7 +129,7 @@ class PersonVLM(nn.Module):
             logits.flatten(0, 1), batch["target_ids"].flatten(), ignore_index=IGNORE_INDEX,
             label_smoothing=self.config.label_smoothing,
         )
-        parts = head_losses(self.head_logits(visual), batch.get("head_targets", {}))
+        parts = head_losses(self.head_logits(visual), batch.get("head_targets", {}), self.head_loss_weights)
         heads = torch.stack(list(parts.values())).mean() if parts else caption.new_zeros(())
         out = {
             "loss": self.config.caption_weight * caption + self.config.head_weight * heads,

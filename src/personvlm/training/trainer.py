@@ -40,11 +40,12 @@ from personvlm.data.msp60k import Record, load_jsonl
 from personvlm.data.split import split_groups
 from personvlm.data.vocab import Vocab
 from personvlm.models.checkpoint import CARD_FILE, VOCAB_FILE, save_checkpoint
+from personvlm.models.heads import value_priors
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema.compact import compact_slots
 from personvlm.training.config import SELECT_ON, OptimConfig, TrainConfig
 from personvlm.training.curves import append_metrics, plot_curves, read_metrics
-from personvlm.training.dataset import PersonDataset, captions_of, collate
+from personvlm.training.dataset import PersonDataset, captions_of, collate, labels_of
 from personvlm.training.ddp import (
     DistContext,
     all_reduce_sum,
@@ -232,6 +233,8 @@ class Trainer:
         else:
             vocab = broadcast_object(build_vocab(train_recs, cfg) if ctx.is_main else None, ctx)
         model_cfg = dataclasses.replace(cfg.model, vocab_size=len(vocab))
+        if model_cfg.head_balance > 0:  # the same records on every process and on resume: the same shares
+            model_cfg = dataclasses.replace(model_cfg, head_priors=value_priors(labels_of(r) for r in train_recs))
         model = PersonVLM(model_cfg).to(ctx.device)
         if ctx.distributed:  # same initial weights everywhere, but each process its own dropout masks
             seed_everything(tc.seed + ctx.rank)
