@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from personvlm.models.config import ConfigError, ModelConfig
-from personvlm.models.heads import balance_weights, head_losses, value_priors
+from personvlm.models.heads import balance_weights, head_losses
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema import ATTRIBUTES, BY_NAME, UNKNOWN, PersonDescription
 from personvlm.training.config import TrainConfig
-from personvlm.training.dataset import labels_of
+from personvlm.training.dataset import labels_of, value_priors
 from personvlm.training.trainer import Trainer
 from training_data import make_dataset, tiny_config
 

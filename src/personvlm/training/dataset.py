@@ -8,7 +8,7 @@ parsed back into attributes (pseudo-labels; the compact caption is then derived 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,27 @@ def head_targets(desc: PersonDescription) -> dict[str, Tensor]:
             out[attr.name] = torch.tensor(IGNORE_INDEX if v == UNKNOWN else attr.values.index(v))
     return out
 
+
+
+def value_priors(labels: Iterable[PersonDescription]) -> dict[str, list[float]]:
+    """Each head value's share among the labels that know the attribute (``head_targets``' layout),
+    for ``heads.balance_weights``: add-one smoothed for exclusive attributes, a per-value rate kept
+    inside [0.001, 0.999] for multi-label ones, so that no share is 0 or 1 (its weight would be
+    infinite)."""
+    targets = [head_targets(desc) for desc in labels]
+    priors: dict[str, list[float]] = {}
+    for attr in ATTRIBUTES:
+        k = len(attr.values)
+        t = torch.stack([row[attr.name] for row in targets]) if targets else torch.empty(0, k)
+        if attr.multi:
+            known = t[~torch.isnan(t).any(dim=1)].double()
+            rate = known.mean(dim=0) if len(known) else torch.zeros(k, dtype=torch.float64)
+            share = rate.clamp(1e-3, 1 - 1e-3)
+        else:
+            counts = torch.bincount(t[t != IGNORE_INDEX].long(), minlength=k).double()
+            share = (counts + 1) / (counts.sum() + k)
+        priors[attr.name] = [round(float(x), 6) for x in share]
+    return priors
 
 class PersonDataset(Dataset):
     """Samples for ``compute_loss``; ``features`` (cached encoder outputs) replace image decoding.

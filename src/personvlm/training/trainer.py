@@ -40,12 +40,11 @@ from personvlm.data.msp60k import Record, load_jsonl
 from personvlm.data.split import split_groups
 from personvlm.data.vocab import Vocab
 from personvlm.models.checkpoint import CARD_FILE, VOCAB_FILE, save_checkpoint
-from personvlm.models.heads import value_priors
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema.compact import compact_slots
 from personvlm.training.config import SELECT_ON, OptimConfig, TrainConfig
 from personvlm.training.curves import append_metrics, plot_curves, read_metrics
-from personvlm.training.dataset import PersonDataset, captions_of, collate, labels_of
+from personvlm.training.dataset import PersonDataset, captions_of, collate, labels_of, value_priors
 from personvlm.training.ddp import (
     DistContext,
     all_reduce_sum,
