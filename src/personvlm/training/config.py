@@ -50,6 +50,9 @@ class OptimConfig:
     batch_size: int = 32
     lr: float = 1e-3
     encoder_lr: float | None = None  # pretrained encoder stages being fine-tuned (None: lr); lower keeps ImageNet
+    # A model directory whose weights and vocabulary the run starts from (fine-tuning the bundled model
+    # on new or real data); relative to the config file, like the data paths. None: fresh weights.
+    init_from: str | None = None
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = 100

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from personvlm.data.msp60k import Record, load_jsonl
 from personvlm.data.split import split_groups
 from personvlm.data.vocab import Vocab
-from personvlm.models.checkpoint import CARD_FILE, VOCAB_FILE, save_checkpoint
+from personvlm.models.checkpoint import CARD_FILE, VOCAB_FILE, CheckpointError, load_checkpoint, save_checkpoint
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema.compact import compact_slots
 from personvlm.training.config import SELECT_ON, OptimConfig, TrainConfig
@@ -116,6 +116,19 @@ def build_vocab(records: list[Record], cfg: TrainConfig) -> Vocab:
     grammar = [phrase for _, table, _ in compact_slots() for phrase in table]
     # Grammar phrases are repeated min_freq times so that no frequency cut can drop one.
     return Vocab.build(texts + grammar * cfg.vocab.min_freq, cfg.vocab.min_freq, cfg.vocab.max_size)
+
+
+def initial_weights(directory: Path) -> tuple[dict[str, Tensor], Vocab]:
+    """The weights and vocabulary of the model directory named by ``train.init_from``.
+
+    The vocabulary is kept, not rebuilt from the new data: the embedding rows must keep meaning
+    the same tokens for the start to be worth anything.
+    """
+    try:
+        source, vocab = load_checkpoint(directory)
+    except CheckpointError as exc:
+        raise TrainingError(f"train.init_from: {exc}") from None
+    return source.state_dict(), vocab
 
 
 def param_groups(model: PersonVLM, tc: OptimConfig) -> list[dict[str, Any]]:
@@ -227,14 +240,24 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         seed_everything(tc.seed)
         train_recs, val_recs = self._load_records()
+        start: dict[str, Tensor] | None = None  # the weights a fine-tuning run starts from
         if self.resume:
             vocab = Vocab.load(self.out / VOCAB_FILE)
+        elif tc.init_from:
+            start, vocab = initial_weights(cfg.resolve(tc.init_from))
         else:
             vocab = broadcast_object(build_vocab(train_recs, cfg) if ctx.is_main else None, ctx)
         model_cfg = dataclasses.replace(cfg.model, vocab_size=len(vocab))
         if model_cfg.head_balance > 0:  # the same records on every process and on resume: the same shares
             model_cfg = dataclasses.replace(model_cfg, head_priors=value_priors(labels_of(r) for r in train_recs))
-        model = PersonVLM(model_cfg).to(ctx.device)
+        model = PersonVLM(model_cfg)
+        if start is not None:
+            try:
+                model.load_state_dict(start, strict=True)
+            except RuntimeError as exc:
+                raise TrainingError(f"train.init_from: {tc.init_from}: its weights do not fit this config's model "
+                                    f"section (keep the architecture it was trained with): {exc}") from None
+        model = model.to(ctx.device)
         if ctx.distributed:  # same initial weights everywhere, but each process its own dropout masks
             seed_everything(tc.seed + ctx.rank)
         if ctx.is_main:
