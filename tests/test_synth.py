@@ -251,3 +251,30 @@ def test_bundled_marginals_match_msp60k_val() -> None:
     derived = marginals_from_msp60k(one_hots_from_jsonl(val))
     bundled = json.loads(DEFAULT_MARGINALS.read_text())
     assert derived == bundled, "marginals.json is stale: regenerate with `personvlm data synth-marginals`"
+
+
+def _neck_pixel(upper_type: str, gender: str, monkeypatch: pytest.MonkeyPatch, collar_rate: float) -> tuple:
+    """The colour just under the chin of a front-view person drawn in a red top over pink skin."""
+    from personvlm.data.synth import person
+    from personvlm.data.synth.painter import Painter, lerp
+    from personvlm.data.synth.skeleton import build
+
+    monkeypatch.setitem(person.RAISED_COLLAR, upper_type, collar_rate)
+    values = sample_outfit(np.random.default_rng(0), Marginals.load(),
+                           {"gender": gender, "orientation": "front", "upper_type": upper_type, "age": "adult",
+                            "motion": "standing", "hair_length": "short", "scarf": "no"})
+    rng = np.random.default_rng(1)
+    skel = build(values, rng, 160.0, 48.0, 186.0, 0, [None, None])
+    painter = Painter((96, 192), rng)
+    red, skin = (200, 20, 20), (240, 190, 170)
+    person._draw_torso(painter, skel, values, Image.new("RGB", (96, 192), red), red, skin)
+    x, y = lerp(skel.neck, skel.head, 0.3)
+    return painter.layer.getpixel((round(x), round(y)))[:3]
+
+
+@pytest.mark.parametrize("gender", ["male", "female"])
+def test_a_raised_collar_hides_the_neck_for_either_sex(gender: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Real winter coats hide the neck of men and women alike; a renderer that always showed a man's
+    # neck taught the model that a hidden neck means long hair, i.e. a woman.
+    assert _neck_pixel("coat", gender, monkeypatch, 0.0) == (240, 190, 170)
+    assert _neck_pixel("coat", gender, monkeypatch, 1.0) == (200, 20, 20)
