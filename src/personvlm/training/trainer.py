@@ -250,7 +250,7 @@ class Trainer:
         model_cfg = dataclasses.replace(cfg.model, vocab_size=len(vocab))
         if model_cfg.head_balance > 0:  # the same records on every process and on resume: the same shares
             model_cfg = dataclasses.replace(model_cfg, head_priors=value_priors(labels_of(r) for r in train_recs))
-        model = PersonVLM(model_cfg)
+        model = PersonVLM(model_cfg, load_weights=start is None)  # init_from replaces every weight anyway
         if start is not None:
             try:
                 model.load_state_dict(start, strict=True)
