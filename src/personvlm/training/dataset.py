@@ -71,7 +71,6 @@ def head_targets(desc: PersonDescription) -> dict[str, Tensor]:
     return out
 
 
-
 def value_priors(labels: Iterable[PersonDescription]) -> dict[str, list[float]]:
     """Each head value's share among the labels that know the attribute (``head_targets``' layout),
     for ``heads.balance_weights``: add-one smoothed for exclusive attributes, a per-value rate kept
@@ -91,6 +90,7 @@ def value_priors(labels: Iterable[PersonDescription]) -> dict[str, list[float]]:
             share = (counts + 1) / (counts.sum() + k)
         priors[attr.name] = [round(float(x), 6) for x in share]
     return priors
+
 
 class PersonDataset(Dataset):
     """Samples for ``compute_loss``; ``features`` (cached encoder outputs) replace image decoding.
