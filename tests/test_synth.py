@@ -297,3 +297,59 @@ def test_turned_men_are_as_narrow_as_women() -> None:
     assert np.mean(men < np.median(women)) >= 0.15
     assert np.mean(men) > np.mean(women)  # still broader on average
     assert men.min() > 0.125 * 0.94 * 0.6  # the narrowest view keeps most of the frontal width
+
+
+def _torso_widths(upper_type: str) -> tuple[int, int]:
+    """Painted width (px) of a front-view woman's top at her waist and at her hips."""
+    from personvlm.data.synth import person
+    from personvlm.data.synth.painter import Painter, lerp
+    from personvlm.data.synth.skeleton import build
+
+    values = sample_outfit(np.random.default_rng(0), Marginals.load(),
+                           {"gender": "female", "orientation": "front", "upper_type": upper_type, "age": "adult",
+                            "motion": "standing", "body": "normal", "scarf": "no"})
+    values["bags"] = []
+    rng = np.random.default_rng(1)
+    skel = build(values, rng, 160.0, 48.0, 186.0, 0, [None, None])
+    painter = Painter((96, 192), rng)
+    red = (200, 20, 20)
+    person._draw_torso(painter, skel, values, Image.new("RGB", (96, 192), red), red, (240, 190, 170))
+    alpha = np.asarray(painter.layer)[..., 3] > 0
+    sh_c = lerp(skel.shoulder[0], skel.shoulder[1], 0.5)
+    waist_y = round(lerp(sh_c, skel.pelvis, 0.62)[1])
+    hip_y = round(skel.pelvis[1]) - 1
+    return int(alpha[waist_y].sum()), int(alpha[hip_y].sum())
+
+
+def test_a_coat_hides_the_waist() -> None:
+    # A coat falls straight from the chest. Drawn fitted, every coated man had a woman's waist and
+    # flared hips, the shape of a dress, and real men in coats were read as women.
+    shirt_waist, shirt_hips = _torso_widths("t-shirt")
+    coat_waist, coat_hips = _torso_widths("coat")
+    assert shirt_waist < shirt_hips - 2  # a fitted top shows her waist
+    assert coat_waist >= coat_hips - 1  # a coat does not
+    assert coat_waist > shirt_waist + 2
+
+
+def test_shoulders_slope_from_the_neck() -> None:
+    # Real shoulders fall from the base of the neck to their tips. With a square top edge, the
+    # rendered men were all square-shouldered, and real men's sloping shoulders read as narrow.
+    from personvlm.data.synth import person
+    from personvlm.data.synth.painter import Painter, lerp
+    from personvlm.data.synth.skeleton import build
+
+    values = sample_outfit(np.random.default_rng(0), Marginals.load(),
+                           {"gender": "male", "orientation": "front", "upper_type": "t-shirt", "age": "adult",
+                            "motion": "standing", "scarf": "no"})
+    rng = np.random.default_rng(1)
+    skel = build(values, rng, 160.0, 48.0, 186.0, 0, [None, None])
+    painter = Painter((96, 192), rng)
+    red = (200, 20, 20)
+    person._draw_torso(painter, skel, values, Image.new("RGB", (96, 192), red), red, (240, 190, 170))
+    cloth = np.all(np.asarray(painter.layer)[..., :3] == red, axis=-1)
+    sh_c = lerp(skel.shoulder[0], skel.shoulder[1], 0.5)
+
+    def top_row(dx: float) -> int:
+        return int(np.argmax(cloth[:, round(sh_c[0] + dx * skel.shoulder_half)]))
+
+    assert top_row(0.95) - top_row(0.35) >= 0.02 * 160  # the tip lies lower than the neck's base

@@ -24,7 +24,11 @@ from personvlm.data.synth.skeleton import Skeleton, build
 from personvlm.data.synth.vehicles import draw_behind_rider, draw_in_front_of_rider
 from personvlm.schema import HAIR_COLORS
 
-COATS = {"coat": 0.78, "cotton-padded coat": 0.66, "graduation gown": 0.93}  # hem as fraction of height
+# Hem heights, as fractions of the standing height from the top of the head: a coat ends between
+# mid-thigh and just below the knee (the real crops' men wear mid-thigh coats; coats of 0.78 alone
+# drew every coated man in a knee-length A-line, the shape of a dress), a padded coat at the hip or
+# upper thigh, a gown near the ankle.
+COATS = {"coat": (0.58, 0.78), "cotton-padded coat": (0.55, 0.68), "graduation gown": (0.9, 0.95)}
 
 
 @dataclass
@@ -183,20 +187,30 @@ def _draw_skirt(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image) 
     p.paint(cloth, [("poly", [(s.pelvis[0] - half, top), (s.pelvis[0] + half, top), (right, hem_y), (left, hem_y)])])
 
 
-def _torso_outline(s: Skeleton, hem_y: float, puff: float) -> list[Pt]:
-    """Torso polygon from the shoulders to ``hem_y`` (covering the legs for long coats)."""
+def _torso_outline(s: Skeleton, hem_y: float, puff: float, hangs: bool) -> list[Pt]:
+    """Torso polygon from the shoulders to ``hem_y`` (covering the legs for long coats).
+
+    A ``hangs`` garment (a coat) falls straight from the chest: it hides the waist and the hips of
+    either sex. Drawn fitted, a coated man had a woman's waist and a flared hem.
+    """
     sh_c = lerp(s.shoulder[0], s.shoulder[1], 0.5)
     pel = s.pelvis
     waist = lerp(sh_c, pel, 0.62)
     sw, ww, hw = s.shoulder_half * puff, s.waist_half * puff, s.hip_half * puff
+    if hangs:
+        ww = max(ww, (sw + hw) / 2)
+        hw = max(hw, ww)
     if s.view == "side":
         f = s.facing
         back = [(sh_c[0] - f * sw, sh_c[1] - s.u * 0.005), (waist[0] - f * ww, waist[1]), (pel[0] - f * hw, pel[1])]
         front = [(sh_c[0] + f * sw * 1.1, sh_c[1] + s.u * 0.02), (waist[0] + f * ww * (1.2 if puff > 1.2 else 1.0),
                                                                   waist[1]), (pel[0] + f * hw, pel[1])]
     else:
-        back = [(sh_c[0] - sw, sh_c[1] + s.u * 0.01), (waist[0] - ww, waist[1]), (pel[0] - hw, pel[1])]
-        front = [(sh_c[0] + sw, sh_c[1] + s.u * 0.01), (waist[0] + ww, waist[1]), (pel[0] + hw, pel[1])]
+        # Shoulders slope from the base of the neck down to their tips, as real ones do; a square
+        # top edge made real men's sloping shoulders look narrow, i.e. female.
+        neck_half, top, tip = s.head_w * 0.38, sh_c[1] - s.u * 0.012, sh_c[1] + s.u * 0.03
+        back = [(sh_c[0] - neck_half, top), (sh_c[0] - sw, tip), (waist[0] - ww, waist[1]), (pel[0] - hw, pel[1])]
+        front = [(sh_c[0] + neck_half, top), (sh_c[0] + sw, tip), (waist[0] + ww, waist[1]), (pel[0] + hw, pel[1])]
     if hem_y > pel[1] + 1:
         xs = s.leg_x_at(hem_y)
         lo, hi = min(xs) - s.leg_w * 0.75, max(xs) + s.leg_w * 0.75
@@ -214,7 +228,7 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
     ground = s.ankle[0][1] + s.u * 0.045
     height_top = ground - s.u
     if kind in COATS:
-        hem_y = height_top + s.u * COATS[kind] * (p.rng.uniform(0.97, 1.04))
+        hem_y = height_top + s.u * p.rng.uniform(*COATS[kind])
     elif kind == "dress":
         hem_y = height_top + s.u * (0.74 if p.rng.random() < 0.6 else 0.88)
     elif kind in ("t-shirt", "vest", "shirt", "sweater", "hoodie", "jacket", "suit", "uniform", "chef uniform"):
@@ -224,7 +238,7 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
     if v["motion"] in ("sitting", "riding bicycle") and hem_y > s.pelvis[1]:
         hem_y = s.pelvis[1] + (hem_y - s.pelvis[1]) * 0.3
     puff = 1.18 if kind == "cotton-padded coat" else 1.06 if kind in ("coat", "graduation gown") else 1.0
-    outline = _torso_outline(s, hem_y, puff)
+    outline = _torso_outline(s, hem_y, puff, hangs=kind in COATS)
     # neck
     p.limb(s.neck, lerp(s.neck, s.head, 0.4), s.head_w * 0.5, skin)
     p.paint(cloth, [("poly", outline)])
@@ -261,7 +275,8 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
     if kind == "t-shirt" and front_view:
         p.ellipse((x_mid, sh_c[1] + 1), s.head_w * 0.28, s.u * 0.012, skin)
     if kind in ("sweater",):
-        d.line([(outline[0][0], hem_y - lw), (outline[-1][0], hem_y - lw)], fill=(*scale(base, 0.8), 255), width=lw + 1)
+        xs = [x for x, _ in outline]  # the ribbed hem band, as wide as the body
+        d.line([(min(xs), hem_y - lw), (max(xs), hem_y - lw)], fill=(*scale(base, 0.8), 255), width=lw + 1)
     if kind == "hoodie" and front_view:
         p.ellipse((x_mid, hem_y - s.u * 0.06), s.shoulder_half * 0.45, s.u * 0.025, scale(base, 0.8))
         for dx in (-1, 1):
