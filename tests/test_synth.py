@@ -353,3 +353,14 @@ def test_shoulders_slope_from_the_neck() -> None:
         return int(np.argmax(cloth[:, round(sh_c[0] + dx * skel.shoulder_half)]))
 
     assert top_row(0.95) - top_row(0.35) >= 0.02 * 160  # the tip lies lower than the neck's base
+
+
+@pytest.mark.parametrize("base", [(30, 30, 34), (40, 90, 200), (230, 230, 225)])
+def test_plain_cloth_has_folds_but_keeps_its_colour(base: tuple[int, int, int]) -> None:
+    # Real clothes are never flat; drawn flat, any detail on a garment meant "woman" to the model.
+    # The folds must not change what colour the garment is.
+    from personvlm.data.synth.painter import Painter
+
+    cloth = np.asarray(Painter((96, 192), np.random.default_rng(2)).fabric(base, "plain"), dtype=float)
+    assert cloth.reshape(-1, 3).std(axis=0).mean() >= 2.0
+    assert np.abs(cloth.reshape(-1, 3).mean(axis=0) - np.array(base)).max() <= 0.12 * max(base) + 4

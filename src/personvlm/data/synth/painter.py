@@ -56,7 +56,7 @@ class Painter:
         rng = self.rng
         img = Image.new("RGB", self.size, base)
         if texture == "plain" and not denim and not quilt:
-            return img
+            return self._folds(img)
         d = ImageDraw.Draw(img)
         w, h = self.size
         other = mix(base, (255, 255, 255) if sum(base) < 380 else (20, 20, 20), rng.uniform(0.35, 0.6))
@@ -81,7 +81,21 @@ class Painter:
         if denim:
             for x in range(0, w, 3):
                 d.line([(x, 0), (x, h)], fill=scale(base, 1.12), width=1)
-        return img
+        return self._folds(img)
+
+    def _folds(self, cloth: Image.Image) -> Image.Image:
+        """Folds and shading on ``cloth``: a smooth random field, stretched downwards (cloth
+        hangs), multiplied in, with a little sheen on its crests.
+
+        Real clothes are never flat. Drawn flat, detail on a garment meant "woman" to the model:
+        these folds on rendered men raised the shipped model's p(female) from 0.25 to 0.42, and
+        real men's coats are full of them."""
+        w, h = self.size
+        coarse = self.rng.normal(0.0, 1.0, (max(2, h // 10), max(2, w // 4))).astype(np.float32)
+        field = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC))[..., None]
+        gain, sheen = self.rng.uniform(0.08, 0.22), self.rng.uniform(0.0, 14.0)
+        pixels = np.asarray(cloth, dtype=np.float32) * (1 + gain * field) + sheen * np.clip(field, 0, None)
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
     def paint(self, cloth: Image.Image, shapes: list[tuple[str, Any]]) -> None:
         """Paint ``cloth`` through the union of ``shapes``: ("poly", pts) / ("limb", (a, b, w))."""
