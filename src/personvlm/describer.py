@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -39,7 +40,7 @@ from personvlm.models.config import ModelConfig
 from personvlm.models.encoders import ENCODE_CHUNK, fused_for_inference
 from personvlm.models.heads import decide
 from personvlm.models.personvlm import PersonVLM
-from personvlm.schema import UNKNOWN, PersonDescription, parse, to_compact, to_text
+from personvlm.schema import BY_NAME, UNKNOWN, PersonDescription, parse, to_compact, to_text
 from personvlm.schema.compact import compact_slots
 
 MODEL_ENV = "PERSONVLM_MODEL"
@@ -133,14 +134,33 @@ class Describer:
             out += self._describe_batch(images[start:start + self.max_batch], style)
         return out
 
+    @torch.inference_mode()
+    def head_probabilities(self, images: Sequence[Image.Image], attribute: str) -> np.ndarray:
+        """``[B, K]`` probabilities of ``attribute``'s values (softmax; one sigmoid per value for
+        multi-label attributes), before any ``unknown`` threshold: for diagnostics such as
+        ``personvlm data real-probe``, which need the head's leaning, not only its answer."""
+        if attribute not in self.model.heads.names:
+            raise ValueError(f"unknown attribute {attribute!r}; expected one of {self.model.heads.names}")
+        out = []
+        for start in range(0, len(images), self.max_batch):
+            part = images[start:start + self.max_batch]
+            batch = preprocess(part, self.config.image_size).to(self.device, memory_format=self._memory_format)
+            logits = self.model.head_logits(self._visual(batch))[attribute].float()
+            probs = torch.sigmoid(logits) if BY_NAME[attribute].multi else logits.softmax(dim=-1)
+            out.append(probs.cpu().numpy())
+        return np.concatenate(out)
+
+    def _visual(self, batch: Tensor) -> Tensor:
+        # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
+        # batch of 32 overflow the caches and cost ~2x more CPU per image than chunks of 4 (measured).
+        chunk = ENCODE_CHUNK if self.device.type == "cpu" else len(batch)
+        return torch.cat([self.model.visual_tokens(self._encoder(part)) for part in batch.split(chunk)])
+
     def _describe_batch(self, images: Sequence[Image.Image], style: str) -> list[PersonDescription]:
         t0 = time.perf_counter()
         batch = preprocess(images, self.config.image_size).to(self.device, memory_format=self._memory_format)
         t1 = time.perf_counter()
-        # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
-        # batch of 32 overflow the caches and cost ~2x more CPU per image than chunks of 4 (measured).
-        chunk = ENCODE_CHUNK if self.device.type == "cpu" else len(batch)
-        visual = torch.cat([self.model.visual_tokens(self._encoder(part)) for part in batch.split(chunk)])
+        visual = self._visual(batch)
         thresholds = {a: self.config.unknown_threshold(a) for a in self.model.heads.names}
         structures = [PersonDescription(row) for row in decide(self.model.head_logits(visual), thresholds)]
         t2 = time.perf_counter()

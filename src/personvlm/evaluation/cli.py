@@ -144,3 +144,72 @@ def real_eval(
     Console().print(table)
     if as_json:
         print(json.dumps(summary_json(scores, len(crops))))
+
+
+def real_probe(
+    labels: Annotated[Path, typer.Option("--labels", help="Real-crop labels JSONL (image paths relative to it).")],
+    attribute: Annotated[str, typer.Option("--attribute", help="Schema attribute whose head is probed, e.g. gender.")],
+    value: Annotated[str, typer.Option("--value", help="The value whose probability is reported, e.g. female.")],
+    group_by: Annotated[str | None, typer.Option(
+        "--group-by", help="Labels field that splits the crops into groups (default: --attribute, "
+        "when it is a labels field). Crops labelled unknown there are left out.")] = None,
+    bands: Annotated[int, typer.Option("--bands", min=1, max=20, help="How many equal horizontal bands to mask.")] = 5,
+    model: Annotated[Path | None, typer.Option("--model", help=MODEL_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Also print one JSON line last with every figure.")] = False,
+) -> None:
+    """Where in the crop a head's leaning comes from: the mean probability of --value per group
+    of real crops, as they are and with each horizontal band masked by the crop's mean colour.
+
+    A band whose masking moves the probability most holds the evidence the head uses: for renderer
+    work on a head that does not transfer to real pixels (see personvlm.evaluation.occlusion)."""
+    from personvlm.evaluation.occlusion import band_effects, equal_bands
+    from personvlm.evaluation.real_eval import FIELDS, LabelsError, load_labels
+    from personvlm.imageio import ImageError, load_image
+    from personvlm.schema import BY_NAME
+
+    console = Console(stderr=True, soft_wrap=True)
+    field = group_by or attribute
+    problems = []
+    if attribute not in BY_NAME:
+        problems.append(f"--attribute {attribute!r} is not a schema attribute; expected one of {sorted(BY_NAME)}")
+    elif value not in BY_NAME[attribute].values:
+        problems.append(f"--value {value!r} is not a value of {attribute}; expected one of {BY_NAME[attribute].values}")
+    if field not in FIELDS:
+        problems.append(f"--group-by {field!r} is not a labels field; expected one of {sorted(FIELDS)}")
+    for problem in problems:
+        console.print(f"[red]error:[/red] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(2)
+    try:
+        crops = load_labels(labels)
+        groups: dict[str, list] = {}
+        for crop in crops:
+            if crop.labels[field] != "unknown":
+                groups.setdefault(crop.labels[field], []).append(load_image(crop.image))
+    except LabelsError as exc:
+        for line in exc.errors:
+            console.print(line, markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except ImageError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if not groups:
+        console.print(f"[red]error:[/red] no crop in {labels} has a known {field} label")
+        raise typer.Exit(1)
+    describer = load_describer(model, console)
+    index = BY_NAME[attribute].values.index(value)
+    names = sorted(groups)
+    rows = band_effects(lambda images: describer.head_probabilities(images, attribute)[:, index],
+                        {name: groups[name] for name in names}, equal_bands(bands))
+    table = Table(title=f"p({attribute}={value}) by {field}, model {describer.model_version}")
+    table.add_column("masked band (of the height)")
+    for name in names:
+        table.add_column(f"{field}={name} (n={len(groups[name])})", justify="right")
+    for row in rows:
+        where = "none" if row.band is None else f"{row.band[0]:.0%}-{row.band[1]:.0%}"
+        table.add_row(where, *(f"{row.means[name]:.3f}" for name in names))
+    Console().print(table)
+    if as_json:
+        print(json.dumps({"attribute": attribute, "value": value, "group_by": field,
+                          "groups": {name: len(groups[name]) for name in names},
+                          "rows": [{"band": list(row.band) if row.band else None, "means": row.means} for row in rows]}))
