@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from personvlm.describer import Describer, ModelNotFoundError, default_model_dir
 from personvlm.evaluation.captions import METRIC_NAMES
+
+if TYPE_CHECKING:
+    from personvlm.evaluation.real_eval import LabelledCrop
 
 MODEL_HELP = "Model directory (config.json, model.safetensors, vocab.json); default: the bundled models/default."
 
@@ -29,6 +32,18 @@ def load_describer(model: Path | None, console: Console) -> Describer:
     except (ModelNotFoundError, CheckpointError, ConfigError, VocabError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def labels_or_exit(labels: Path, console: Console) -> list[LabelledCrop]:
+    """The crops of a real-crop labels file, or exit with status 1 after printing every problem."""
+    from personvlm.evaluation.real_eval import LabelsError, load_labels
+
+    try:
+        return load_labels(labels)
+    except LabelsError as exc:
+        for line in exc.errors:
+            console.print(line, markup=False, highlight=False)
+        raise typer.Exit(1) from None
 
 
 def progress_bar(console: Console) -> Progress:
@@ -120,16 +135,11 @@ def real_eval(
 ) -> None:
     """Describe hand-labelled real surveillance crops and score each labelled field (unknown
     labels skipped; an unknown answer counts as not correct; coverage = share answered)."""
-    from personvlm.evaluation.real_eval import LabelsError, evaluate_real, load_labels, summary_json
+    from personvlm.evaluation.real_eval import evaluate_real, summary_json
     from personvlm.imageio import ImageError
 
     console = Console(stderr=True, soft_wrap=True)
-    try:
-        crops = load_labels(labels)
-    except LabelsError as exc:
-        for line in exc.errors:
-            console.print(line, markup=False, highlight=False)
-        raise typer.Exit(1) from None
+    crops = labels_or_exit(labels, console)
     describer = load_describer(model, console)
     try:
         scores, _ = evaluate_real(lambda images: describer.describe(images, style="compact"), crops)
@@ -163,9 +173,9 @@ def real_probe(
     A band whose masking moves the probability most holds the evidence the head uses: for renderer
     work on a head that does not transfer to real pixels (see personvlm.evaluation.occlusion)."""
     from personvlm.evaluation.occlusion import band_effects, equal_bands
-    from personvlm.evaluation.real_eval import FIELDS, LabelsError, load_labels
+    from personvlm.evaluation.real_eval import FIELDS
     from personvlm.imageio import ImageError, load_image
-    from personvlm.schema import BY_NAME
+    from personvlm.schema import BY_NAME, UNKNOWN
 
     console = Console(stderr=True, soft_wrap=True)
     field = group_by or attribute
@@ -180,16 +190,11 @@ def real_probe(
         console.print(f"[red]error:[/red] {problem}", highlight=False)
     if problems:
         raise typer.Exit(2)
+    groups: dict[str, list] = {}
     try:
-        crops = load_labels(labels)
-        groups: dict[str, list] = {}
-        for crop in crops:
-            if crop.labels[field] != "unknown":
+        for crop in labels_or_exit(labels, console):
+            if crop.labels[field] != UNKNOWN:
                 groups.setdefault(crop.labels[field], []).append(load_image(crop.image))
-    except LabelsError as exc:
-        for line in exc.errors:
-            console.print(line, markup=False, highlight=False)
-        raise typer.Exit(1) from None
     except ImageError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
