@@ -88,8 +88,8 @@ class Painter:
         hangs), multiplied in, with a little sheen on its crests.
 
         Real clothes are never flat. Drawn flat, detail on a garment meant "woman" to the model:
-        these folds on rendered men raised the shipped model's p(female) from 0.25 to 0.42, and
-        real men's coats are full of them."""
+        folds like these (gain 0.25) on rendered men raised the shipped model's p(female) from
+        0.25 to 0.42, and real men's coats are full of them."""
         w, h = self.size
         coarse = self.rng.normal(0.0, 1.0, (max(2, h // 10), max(2, w // 4))).astype(np.float32)
         field = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC))[..., None]
