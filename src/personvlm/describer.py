@@ -38,7 +38,7 @@ from personvlm.generation import GenerationConfig, generate
 from personvlm.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from personvlm.models.config import ModelConfig
 from personvlm.models.encoders import ENCODE_CHUNK, fused_for_inference
-from personvlm.models.heads import decide
+from personvlm.models.heads import decide, value_probabilities
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema import BY_NAME, UNKNOWN, PersonDescription, parse, to_compact, to_text
 from personvlm.schema.compact import compact_slots
@@ -143,12 +143,12 @@ class Describer:
             raise ValueError(f"unknown attribute {attribute!r}; expected one of {self.model.heads.names}")
         out = []
         for start in range(0, len(images), self.max_batch):
-            part = images[start:start + self.max_batch]
-            batch = preprocess(part, self.config.image_size).to(self.device, memory_format=self._memory_format)
-            logits = self.model.head_logits(self._visual(batch))[attribute].float()
-            probs = torch.sigmoid(logits) if BY_NAME[attribute].multi else logits.softmax(dim=-1)
-            out.append(probs.cpu().numpy())
+            logits = self.model.head_logits(self._visual(self._inputs(images[start:start + self.max_batch])))
+            out.append(value_probabilities(BY_NAME[attribute], logits[attribute]).cpu().numpy())
         return np.concatenate(out)
+
+    def _inputs(self, images: Sequence[Image.Image]) -> Tensor:
+        return preprocess(images, self.config.image_size).to(self.device, memory_format=self._memory_format)
 
     def _visual(self, batch: Tensor) -> Tensor:
         # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
@@ -158,7 +158,7 @@ class Describer:
 
     def _describe_batch(self, images: Sequence[Image.Image], style: str) -> list[PersonDescription]:
         t0 = time.perf_counter()
-        batch = preprocess(images, self.config.image_size).to(self.device, memory_format=self._memory_format)
+        batch = self._inputs(images)
         t1 = time.perf_counter()
         visual = self._visual(batch)
         thresholds = {a: self.config.unknown_threshold(a) for a in self.model.heads.names}

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from personvlm.models.config import ConfigError
-from personvlm.schema import ATTRIBUTES, UNKNOWN, AttributeValue
+from personvlm.schema import ATTRIBUTES, UNKNOWN, Attribute, AttributeValue
 
 IGNORE_INDEX = -100
 
@@ -87,6 +87,13 @@ def head_losses(logits: Mapping[str, Tensor], targets: Mapping[str, Tensor],
     return losses
 
 
+def value_probabilities(attr: Attribute, logits: Tensor) -> Tensor:
+    """``[B, K]`` probabilities of ``attr``'s values: a softmax for an exclusive attribute, one
+    sigmoid per value for a multi-label one."""
+    x = logits.float()
+    return torch.sigmoid(x) if attr.multi else x.softmax(dim=-1)
+
+
 def head_confidences(logits: Mapping[str, Tensor]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{attribute: (prediction, confidence)}`` per row.
 
@@ -95,12 +102,11 @@ def head_confidences(logits: Mapping[str, Tensor]) -> dict[str, tuple[np.ndarray
     """
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for attr in ATTRIBUTES:
-        x = logits[attr.name].float()
+        p = value_probabilities(attr, logits[attr.name])
         if attr.multi:
-            p = torch.sigmoid(x)
             out[attr.name] = ((p > 0.5).int().cpu().numpy(), torch.maximum(p, 1 - p).min(dim=1).values.cpu().numpy())
         else:
-            conf, idx = x.softmax(dim=-1).max(dim=-1)
+            conf, idx = p.max(dim=-1)
             out[attr.name] = (idx.cpu().numpy(), conf.cpu().numpy())
     return out
 
