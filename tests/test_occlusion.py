@@ -109,3 +109,11 @@ def test_real_probe_names_a_missing_labels_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["data", "real-probe", "--labels", str(tmp_path / "none.jsonl"),
                                       "--attribute", "gender", "--value", "male"])
     assert result.exit_code == 1 and "labels file not found" in result.output
+
+
+def test_real_probe_names_a_corrupt_image(tmp_path: Path) -> None:
+    labels = _labels(tmp_path)
+    (tmp_path / "images/c1.png").write_bytes(b"not a png")
+    result = CliRunner().invoke(app, ["data", "real-probe", "--labels", str(labels),
+                                      "--attribute", "gender", "--value", "male"])
+    assert result.exit_code == 1 and "c1.png" in result.output and "Traceback" not in result.output
