@@ -158,6 +158,30 @@ def test_feature_taps_append_pooled_stage_outputs_after_the_head(name):
     torch.testing.assert_close(out[:, plain.out_channels: plain.out_channels + stage.shape[1]], pooled)
 
 
+def test_a_map_finer_than_the_head_repeats_the_head_cells_and_pools_the_taps_to_its_size():
+    """``map_size`` (the model's token grid) finer than the head's stride-32 map: each head cell is
+    repeated over the cells it covers, finer taps are pooled to the grid instead of to the head's
+    map, and the cached path (frozen part + trainable part) gives the same map as ``forward``."""
+    torch.manual_seed(0)
+    plain = build_encoder("efficientnet_lite0").eval()
+    fine = build_encoder("efficientnet_lite0", taps=(2,), map_size=(16, 8))
+    fine.load_state_dict(plain.state_dict())
+    fine.eval()
+    x = torch.randn(2, 3, 256, 128)
+    with torch.inference_mode():
+        out, head = fine(x), plain(x)
+        stage = x
+        stage = plain.stem(stage)
+        for i in range(3):
+            stage = plain.stages[i](stage)
+    assert head.shape[-2:] == (8, 4) and out.shape == (2, fine.out_channels, 16, 8)
+    torch.testing.assert_close(out[:, :plain.out_channels], head.repeat_interleave(2, -2).repeat_interleave(2, -1))
+    torch.testing.assert_close(out[:, plain.out_channels:], torch.nn.functional.adaptive_avg_pool2d(stage, (16, 8)))
+    fine.freeze(5)
+    with torch.inference_mode():
+        torch.testing.assert_close(fine.trainable_part(fine.frozen_part(x)), out)
+
+
 def test_a_tap_on_a_missing_stage_is_refused():
     with pytest.raises(ConfigError, match="feature_taps.*0..3"):
         build_encoder("tiny_cnn", taps=(4,))

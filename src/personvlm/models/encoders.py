@@ -33,11 +33,20 @@ BN_EPS = 1e-3  # the TensorFlow value the EfficientNet weights were trained with
 ENCODE_CHUNK = 4
 
 
+def _resize(feature_map: Tensor, size: tuple[int, int]) -> Tensor:
+    """Average-pool a map down to ``size``; a coarser one (the head's stride-32 map on a finer grid)
+    is repeated cell by cell (nearest), so each output cell still sees only its own part of the crop."""
+    h, w = feature_map.shape[-2:]
+    if h >= size[0] and w >= size[1]:
+        return F.adaptive_avg_pool2d(feature_map, size)
+    return F.interpolate(feature_map, size=size, mode="nearest")
+
+
 class Encoder(nn.Module):
     """Base: ``stem``, ``stages`` (a ModuleList of named stages), ``head``.
 
-    ``taps`` names stages whose outputs are average-pooled to the head's map size and concatenated
-    after the head's channels (a multi-scale map). Why: the last layers of an ImageNet network are
+    ``taps`` names stages whose outputs are resized to ``map_size`` (default: the head's map size) and
+    concatenated after the head's channels (a multi-scale map). Why: the last layers of an ImageNet network are
     trained to ignore colour, which is most of what users search for; earlier stages still carry
     it (with frozen Lite0 features, tapping stages 2, 4 and 6 raised the heads' synthetic upper
     colour accuracy from 0.64 to 0.84). Taps have no weights, so checkpoints load either way.
@@ -49,13 +58,18 @@ class Encoder(nn.Module):
     stage_channels: tuple[int, ...]  # output channels of each stage
     head_channels: int
     taps: tuple[int, ...] = ()
+    # Size of the multi-scale map (rows, cols); None = the head's. A map finer than the head's keeps
+    # the stride-8/16 taps' detail: pooled to the head's 8x4, a backpack strap or a phone is one
+    # sixteenth of a cell (frozen-feature probe, README: 16x8 raised the heads' synthetic mA).
+    map_size: tuple[int, int] | None = None
 
-    def set_taps(self, taps: tuple[int, ...]) -> None:
+    def set_taps(self, taps: tuple[int, ...], map_size: tuple[int, int] | None = None) -> None:
         bad = [t for t in taps if not 0 <= t < len(self.stages)]
         if bad:
             raise ConfigError(f"feature_taps: stage(s) {bad} do not exist; {type(self).__name__} has stages "
                               f"0..{len(self.stages) - 1}")
         self.taps = tuple(sorted(set(taps)))
+        self.map_size = tuple(map_size) if map_size is not None else None  # type: ignore[assignment]
 
     @property
     def out_channels(self) -> int:
@@ -88,9 +102,10 @@ class Encoder(nn.Module):
             if i in self.taps:
                 tapped.append(x)
         x = self.head(x)
-        if not tapped:
+        if not tapped and self.map_size is None:
             return x
-        return torch.cat([x, *(F.adaptive_avg_pool2d(t, x.shape[-2:]) for t in tapped)], dim=1)
+        size = self.map_size or tuple(x.shape[-2:])
+        return torch.cat([_resize(m, size) for m in (x, *tapped)], dim=1)
 
     @property
     def frozen_stages(self) -> int:
@@ -382,13 +397,13 @@ BUILDERS: dict[str, Callable[[], Encoder]] = {
 
 
 def build_encoder(name: str, pretrained: bool = False, weights: str | Path | None = None,
-                  taps: tuple[int, ...] = ()) -> Encoder:
+                  taps: tuple[int, ...] = (), map_size: tuple[int, int] | None = None) -> Encoder:
     """Build encoder ``name``; ``weights`` (a local file) wins over ``pretrained`` (packaged ImageNet weights);
-    ``taps``: stages concatenated into the output map (see ``Encoder``)."""
+    ``taps``: stages concatenated into the output map, ``map_size``: that map's size (see ``Encoder``)."""
     if name not in BUILDERS:
         raise ConfigError(f"encoder: unknown encoder {name!r}; expected one of {sorted(BUILDERS)}")
     encoder = BUILDERS[name]()
-    encoder.set_taps(tuple(taps))
+    encoder.set_taps(tuple(taps), map_size)
     if weights is not None:
         load_local_weights(encoder, weights)
     elif pretrained:

@@ -28,6 +28,7 @@ def _build_components(config: ModelConfig, load_weights: bool) -> dict[str, nn.M
         pretrained=config.pretrained and load_weights,
         weights=config.encoder_weights if load_weights else None,
         taps=config.feature_taps,
+        map_size=config.grid,
     )
     if config.freeze_stages:
         encoder.freeze(config.freeze_stages)
