@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from personvlm.models.config import ConfigError, ModelConfig
-from personvlm.models.heads import balance_weights, head_losses
+from personvlm.models.heads import balance_weights, head_losses, prior_offsets
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema import ATTRIBUTES, BY_NAME, UNKNOWN, PersonDescription
 from personvlm.training.config import TrainConfig
@@ -91,3 +91,59 @@ def test_trainer_stores_the_training_shares_and_trains_with_them(tmp_path: Path)
     assert saved["head_priors"] == value_priors(labels_of(r) for r in train_records)
     model = PersonVLM(ModelConfig.from_dict(saved), load_weights=False)
     assert model.head_loss_weights is not None
+
+
+@pytest.mark.parametrize("strength", [0.5, 1.0])
+def test_prior_offsets_undo_the_weighting_a_balanced_loss_learns(strength: float) -> None:
+    """A free logit vector fitted with the weighted losses lands ``strength * log-prior`` away from the
+    plain fit; adding ``prior_offsets`` gives back the training shares (exclusive and yes/no values)."""
+    labels = [_desc(age="adult", bags=())] * 14 + [_desc(age="child", bags=("backpack",))] * 4 + \
+             [_desc(age="elderly", bags=())] * 2
+    priors = value_priors(labels)
+    weights, offsets = balance_weights(priors, strength), prior_offsets(priors, strength)
+    ages = torch.tensor([BY_NAME["age"].values.index(d.value("age")) for d in labels])
+    bags = torch.tensor([[float(v in d.value("bags")) for v in BY_NAME["bags"].values] for d in labels])
+    age_logit = torch.zeros(len(BY_NAME["age"].values), requires_grad=True)
+    bag_logit = torch.zeros(len(BY_NAME["bags"].values), requires_grad=True)
+    opt = torch.optim.LBFGS([age_logit, bag_logit], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = head_losses({"age": age_logit.expand(len(labels), -1), "bags": bag_logit.expand(len(labels), -1)},
+                           {"age": ages, "bags": bags}, weights)
+        total = loss["age"] + loss["bags"]
+        total.backward()
+        return total
+
+    opt.step(closure)
+    with torch.no_grad():
+        shares = torch.tensor(priors["age"])
+        observed = torch.bincount(ages, minlength=len(shares)).float() / len(ages)
+        assert not torch.allclose(age_logit.softmax(-1), observed, atol=0.05)  # balanced: not the shares
+        torch.testing.assert_close((age_logit + offsets["age"]).softmax(-1), observed, atol=2e-3, rtol=0)
+        b = BY_NAME["bags"].values.index("backpack")
+        assert torch.sigmoid(bag_logit[b] + offsets["bags"][b]).item() == pytest.approx(4 / 20, abs=2e-3)
+        assert torch.sigmoid(bag_logit[b]).item() > 0.3  # the weighted fit over-answers the rare value
+
+
+def test_prior_correction_shifts_only_the_answers(tmp_path: Path) -> None:
+    """``prior_correction`` moves the answer logits by the offsets and leaves the training logits alone;
+    at 0 the two are the same; outside [0, 1] it is a config error."""
+    priors = value_priors([_desc(glasses="no", bags=())] * 8 + [_desc(glasses="yes", bags=("backpack",))])
+    base = {"encoder": "tiny_cnn", "pretrained": False, "image_size": [64, 32], "grid": [2, 1], "width": 32,
+            "layers": 1, "heads": 2, "mlp_ratio": 2, "max_len": 16, "vocab_size": 20, "head_balance": 0.5,
+            "head_priors": priors}
+    torch.manual_seed(0)
+    plain = PersonVLM(ModelConfig.from_dict(base)).eval()
+    corrected = PersonVLM(ModelConfig.from_dict({**base, "prior_correction": 1.0})).eval()
+    corrected.load_state_dict(plain.state_dict())
+    visual = torch.randn(3, 2, 32)
+    with torch.no_grad():
+        raw, same, moved = plain.head_logits(visual), plain.answer_logits(visual), corrected.answer_logits(visual)
+        offsets = prior_offsets(priors, 0.5)
+        for name, x in raw.items():
+            torch.testing.assert_close(same[name], x)
+            torch.testing.assert_close(corrected.head_logits(visual)[name], x)
+            torch.testing.assert_close(moved[name], x + offsets[name])
+    with pytest.raises(ConfigError, match="prior_correction"):
+        ModelConfig.from_dict({**base, "prior_correction": 1.5})

@@ -77,3 +77,22 @@ def test_rows_without_labels_are_named(tmp_path, labelled):
     unlabelled.write_text(json.dumps({"image": "images/0.jpg", "answer": "A person."}) + "\n")
     result = CliRunner().invoke(app, ["model", "calibrate", str(model), str(unlabelled)])
     assert result.exit_code == 1 and "line 1" in result.stderr and "no labels" in result.stderr
+
+
+def test_calibrate_stores_a_prior_correction_and_refuses_one_with_nothing_to_undo(tmp_path, labelled):
+    from personvlm.schema import PersonDescription
+    from personvlm.training.dataset import value_priors
+
+    model = tmp_path / "model"
+    Describer.tiny(seed=0).save_pretrained(model)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["model", "calibrate", str(model), str(labelled), "--prior-correction", "0.5"])
+    assert refused.exit_code == 1 and "without head_balance" in refused.stderr
+    config = json.loads((model / "config.json").read_text())
+    config["head_balance"] = 1.0
+    config["head_priors"] = value_priors([PersonDescription.from_values(a) for a in LABELS])
+    (model / "config.json").write_text(json.dumps(config))
+    result = runner.invoke(app, ["model", "calibrate", str(model), str(labelled), "--prior-correction", "0.5"])
+    assert result.exit_code == 0, result.output
+    saved = ModelConfig.load(model / "config.json")
+    assert saved.prior_correction == 0.5 and Describer.from_pretrained(model).model.answer_offsets is not None

@@ -143,7 +143,7 @@ class Describer:
             raise ValueError(f"unknown attribute {attribute!r}; expected one of {self.model.heads.names}")
         out = []
         for start in range(0, len(images), self.max_batch):
-            logits = self.model.head_logits(self._visual(self._inputs(images[start:start + self.max_batch])))
+            logits = self.model.answer_logits(self._visual(self._inputs(images[start:start + self.max_batch])))
             out.append(value_probabilities(BY_NAME[attribute], logits[attribute]).cpu().numpy())
         return np.concatenate(out)
 
@@ -162,7 +162,7 @@ class Describer:
         t1 = time.perf_counter()
         visual = self._visual(batch)
         thresholds = {a: self.config.unknown_threshold(a) for a in self.model.heads.names}
-        structures = [PersonDescription(row) for row in decide(self.model.head_logits(visual), thresholds)]
+        structures = [PersonDescription(row) for row in decide(self.model.answer_logits(visual), thresholds)]
         t2 = time.perf_counter()
         captions = self._captions(visual, structures, style)
         t3 = time.perf_counter()

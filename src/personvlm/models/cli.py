@@ -74,6 +74,10 @@ def calibrate(
     target_accuracy: Annotated[float, typer.Option(min=0.0, max=1.0, help="Accuracy the answered rows must reach.")] = 0.9,
     limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N rows.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the thresholds without writing config.json.")] = False,
+    prior_correction: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="For a model trained with head_balance: how much of the re-weighting to undo "
+        "when answering (0 = balanced answers, what mA scores; 1 = answers by the training priors). Stored "
+        "with the thresholds, which depend on it. Default: keep the model's.")] = None,
 ) -> None:
     """Calibrate per-attribute 'unknown' thresholds on labelled validation data (never the test split).
 
@@ -90,6 +94,8 @@ def calibrate(
     console = Console()
     try:
         describer = Describer.from_pretrained(model)
+        if prior_correction is not None:
+            describer.model.set_prior_correction(prior_correction)
         records = load_jsonl(data, image_root)[:limit]
         result = run_calibration(describer, records, target_accuracy)
     except DatasetError as exc:
@@ -97,7 +103,7 @@ def calibrate(
             typer.echo(line, err=True)
         typer.echo(f"error: {len(exc.errors)} problem(s) in {data}", err=True)
         raise typer.Exit(1) from None
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     table = Table(title=f"unknown thresholds for {model} on {len(records)} rows of {data} (target {target_accuracy})")

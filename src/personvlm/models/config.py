@@ -54,6 +54,11 @@ class ModelConfig:
     # learn to answer the majority for every value under ~5% (glasses, bags, poses).
     head_balance: float = 0.0
     head_priors: dict[str, list[float]] = field(default_factory=dict)  # training share per head value; set by the trainer
+    # At answer time, undo this share of head_balance's re-weighting (logit adjustment by the training
+    # priors): 0 answers as trained (balanced: what mA scores), 1 answers by the training priors
+    # (plain accuracy: on crops unlike the training ones a balanced head spreads its answers over rare
+    # values). Changes answers only, not training.
+    prior_correction: float = 0.0
     default_unknown_threshold: float = 0.0
     unknown_thresholds: dict[str, float] = field(default_factory=dict)
 
@@ -87,6 +92,10 @@ class ModelConfig:
             raise ConfigError(f"label_smoothing: expected 0 <= x < 1, got {self.label_smoothing}")
         if not 0.0 <= self.head_balance <= 2.0:
             raise ConfigError(f"head_balance: expected 0 <= x <= 2 (0.5 is a good start), got {self.head_balance}")
+        if not 0.0 <= self.prior_correction <= 1.0:
+            raise ConfigError(f"prior_correction: expected 0 <= x <= 1, got {self.prior_correction}")
+        if self.prior_correction > 0 and self.head_balance == 0:
+            raise ConfigError("prior_correction: this model was trained without head_balance; there is nothing to undo")
         for name, shares in self.head_priors.items():
             attr = BY_NAME.get(name)
             if attr is None or len(shares) != len(attr.values) or not all(0.0 < x < 1.0 for x in shares):

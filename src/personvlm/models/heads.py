@@ -64,6 +64,20 @@ def balance_weights(priors: Mapping[str, Sequence[float]], strength: float) -> d
     return weights
 
 
+def prior_offsets(priors: Mapping[str, Sequence[float]], strength: float) -> dict[str, Tensor]:
+    """Logit offsets that undo ``balance_weights(priors, strength)`` at answer time.
+
+    Weighting a class by ``share ** -s`` in the loss shifts the learnt logit by about ``-s * log(share)``
+    (for a yes/no value weighted ``((1 - p) / p) ** s``: by ``s * log((1 - p) / p)``); adding the opposite
+    shift back makes the answers follow the training priors again (logit adjustment, Menon et al. 2021).
+    """
+    offsets: dict[str, Tensor] = {}
+    for attr in ATTRIBUTES:
+        p = torch.tensor(priors[attr.name], dtype=torch.float32)
+        offsets[attr.name] = strength * (torch.log(p / (1 - p)) if attr.multi else torch.log(p))
+    return offsets
+
+
 def head_losses(logits: Mapping[str, Tensor], targets: Mapping[str, Tensor],
                 weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
     """Per-attribute loss; attributes whose targets are all ignored contribute nothing (not NaN).

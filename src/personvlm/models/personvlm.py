@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from personvlm.models.config import MAX_PARAMETERS, ConfigError, ModelConfig
 from personvlm.models.decoder import CaptionDecoder, KVCache
 from personvlm.models.encoders import Encoder, build_encoder
-from personvlm.models.heads import IGNORE_INDEX, AttributeHeads, balance_weights, head_losses
+from personvlm.models.heads import IGNORE_INDEX, AttributeHeads, balance_weights, head_losses, prior_offsets
 from personvlm.models.visual_tokens import VisualTokens
 
 COMPONENTS = ("encoder", "visual_tokens", "heads", "decoder")
@@ -76,6 +76,14 @@ class PersonVLM(nn.Module):
         self.decoder: CaptionDecoder = parts["decoder"]  # type: ignore[assignment]
         self.head_loss_weights = (balance_weights(config.head_priors, config.head_balance)
                                   if config.head_balance > 0 else None)
+        self.set_prior_correction(config.prior_correction)
+
+    def set_prior_correction(self, value: float) -> None:
+        """Set ``config.prior_correction`` (validated) and the answer offsets it implies."""
+        self.config.prior_correction = value
+        self.config.validate()
+        undo = value * self.config.head_balance
+        self.answer_offsets = prior_offsets(self.config.head_priors, undo) if undo > 0 else None
 
     def encode_features(self, images: Tensor) -> list[Tensor]:
         """The frozen encoder part's output (``Encoder.frozen_part``): what a feature cache stores."""
@@ -99,6 +107,14 @@ class PersonVLM(nn.Module):
 
     def head_logits(self, visual: Tensor) -> dict[str, Tensor]:
         return self.heads(visual)
+
+    def answer_logits(self, visual: Tensor) -> dict[str, Tensor]:
+        """The head logits answers are decided on: ``head_logits`` shifted by ``prior_correction``
+        (``heads.prior_offsets``); training and its validation use ``head_logits`` itself."""
+        logits = self.heads(visual)
+        if self.answer_offsets is None:
+            return logits
+        return {name: x + self.answer_offsets[name].to(x.device, x.dtype) for name, x in logits.items()}
 
     def decode(self, input_ids: Tensor, visual: Tensor, cache: KVCache | None = None) -> tuple[Tensor, KVCache]:
         """Logits for ``input_ids`` given the tokens already in ``cache`` (a new cache when ``None``).
