@@ -147,3 +147,8 @@ def test_prior_correction_shifts_only_the_answers(tmp_path: Path) -> None:
             torch.testing.assert_close(moved[name], x + offsets[name])
     with pytest.raises(ConfigError, match="prior_correction"):
         ModelConfig.from_dict({**base, "prior_correction": 1.5})
+    with pytest.raises(ConfigError, match="prior_correction"):
+        corrected.set_prior_correction(1.5)
+    assert corrected.config.prior_correction == 1.0  # a refused value changes nothing
+    with torch.no_grad():
+        torch.testing.assert_close(corrected.answer_logits(visual)["glasses"], moved["glasses"])

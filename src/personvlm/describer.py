@@ -137,7 +137,8 @@ class Describer:
     @torch.inference_mode()
     def head_probabilities(self, images: Sequence[Image.Image], attribute: str) -> np.ndarray:
         """``[B, K]`` probabilities of ``attribute``'s values (softmax; one sigmoid per value for
-        multi-label attributes), before any ``unknown`` threshold: for diagnostics such as
+        multi-label attributes) as answers are decided on (``prior_correction`` applied), before any
+        ``unknown`` threshold: for diagnostics such as
         ``personvlm data real-probe``, which need the head's leaning, not only its answer."""
         if attribute not in self.model.heads.names:
             raise ValueError(f"unknown attribute {attribute!r}; expected one of {self.model.heads.names}")

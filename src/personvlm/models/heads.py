@@ -42,25 +42,27 @@ class AttributeHeads(nn.Module):
         return {name: self.classifiers[name](pooled[:, i]) for i, name in enumerate(self.names)}
 
 
+def _shares(priors: Mapping[str, Sequence[float]], attr: Attribute) -> Tensor:
+    """The training shares of ``attr``'s values, or a ConfigError that says where they come from."""
+    if attr.name not in priors:
+        raise ConfigError(f"head_balance needs the training share of {attr.name!r} (ModelConfig.head_priors, "
+                          "which the trainer sets from the training labels)")
+    return torch.tensor(priors[attr.name], dtype=torch.float32)
+
+
 def balance_weights(priors: Mapping[str, Sequence[float]], strength: float) -> dict[str, Tensor]:
     """Loss weights that raise rare values by ``(1 / share) ** strength``.
 
     ``priors``: ``training.dataset.value_priors`` of the training labels. Exclusive attributes:
     per-class cross-entropy weights (PyTorch's weighted mean keeps the loss's size beside the caption
     loss). Multi-label: a positive weight ``((1 - share) / share) ** strength`` per value (the
-    negatives keep weight 1). Measured on synthetic data, 0.5 raised mA and cost some accuracy, 1
-    cost much more; neither transferred to real crops as well as the plain loss (README).
+    negatives keep weight 1). Measured on synthetic data, answering as trained raises mA and costs
+    accuracy, on real crops most (README); ``prior_offsets`` undoes it at answer time.
     """
     weights: dict[str, Tensor] = {}
     for attr in ATTRIBUTES:
-        if attr.name not in priors:
-            raise ConfigError(f"head_balance needs the training share of {attr.name!r} (ModelConfig.head_priors, "
-                             "which the trainer sets from the training labels)")
-        p = torch.tensor(priors[attr.name], dtype=torch.float32)
-        if attr.multi:
-            weights[attr.name] = ((1 - p) / p) ** strength
-        else:
-            weights[attr.name] = p ** -strength
+        p = _shares(priors, attr)
+        weights[attr.name] = ((1 - p) / p) ** strength if attr.multi else p ** -strength
     return weights
 
 
@@ -73,7 +75,7 @@ def prior_offsets(priors: Mapping[str, Sequence[float]], strength: float) -> dic
     """
     offsets: dict[str, Tensor] = {}
     for attr in ATTRIBUTES:
-        p = torch.tensor(priors[attr.name], dtype=torch.float32)
+        p = _shares(priors, attr)
         offsets[attr.name] = strength * (torch.log(p / (1 - p)) if attr.multi else torch.log(p))
     return offsets
 

@@ -2,11 +2,13 @@
 
 The public surface is what training, generation and the Describer use:
 ``encode_images``, ``encode_features``/``visual_from_features`` (so the frozen part of the encoder can be cached),
-``head_logits``, ``decode`` (KV-cached) and ``compute_loss``.
+``head_logits`` (and ``answer_logits``, what answers are decided on), ``decode`` (KV-cached) and
+``compute_loss``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -79,9 +81,10 @@ class PersonVLM(nn.Module):
         self.set_prior_correction(config.prior_correction)
 
     def set_prior_correction(self, value: float) -> None:
-        """Set ``config.prior_correction`` (validated) and the answer offsets it implies."""
+        """Set ``config.prior_correction`` and the answer offsets it implies; an invalid value raises
+        ConfigError and leaves the model as it was."""
+        replace(self.config, prior_correction=value)  # validates a copy first
         self.config.prior_correction = value
-        self.config.validate()
         undo = value * self.config.head_balance
         self.answer_offsets = prior_offsets(self.config.head_priors, undo) if undo > 0 else None
 
