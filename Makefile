@@ -12,14 +12,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[serve,dev]'
 	touch $(STAMP)
 
+# The bundled model's ONNX graph (faster CPU inference) is derived from its weights, not committed.
+ONNX := models/default/visual.onnx
+
+$(ONNX): $(STAMP) models/default/model.safetensors
+	$(VENV)/bin/personvlm model export-onnx models/default
+
 lint: $(STAMP)
 	$(PY) -m ruff check src tests
 
-test: $(STAMP) lint
+test: $(STAMP) $(ONNX) lint
 	$(PY) -m pytest -q
 
-demo: $(STAMP)
+demo: $(STAMP) $(ONNX)
 	$(VENV)/bin/personvlm demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo_results.html
+	rm -rf $(VENV) $(ONNX) build *.egg-info .pytest_cache .ruff_cache demo_results.html

@@ -22,20 +22,21 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from personvlm.data.vocab import VocabError
 from personvlm.describer import Describer, ModelNotFoundError, StageTimes, default_model_dir, schema_vocab
 from personvlm.imageio import ImageError, load_image
-from personvlm.models.checkpoint import CONFIG_FILE, CheckpointError
-from personvlm.models.config import ConfigError, ModelConfig
+from personvlm.models.checkpoint import CONFIG_FILE
+from personvlm.models.config import ModelConfig
 from personvlm.models.personvlm import PersonVLM
 
 STYLE_HELP = "Caption style: compact (schema phrases) or natural (MSP60K-like sentences)."
+BACKEND_HELP = ("What computes the visual tokens: onnx (the model directory's visual.onnx, see `personvlm model "
+                "export-onnx`), torch, or auto (onnx when a graph matching the weights is there).")
 
 
-def _load(model: Path | None) -> Describer:
+def _load(model: Path | None, backend: str = "auto") -> Describer:
     try:
-        return Describer.from_pretrained(model)
-    except (ModelNotFoundError, CheckpointError, ConfigError, VocabError) as exc:
+        return Describer.from_pretrained(model, backend=backend)
+    except (ModelNotFoundError, ValueError) as exc:  # CheckpointError, ConfigError, VocabError, OnnxVisualError
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -45,6 +46,7 @@ def describe(
     style: Annotated[str, typer.Option(help=STYLE_HELP)] = "compact",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image (JSON Lines) on stdout.")] = False,
     model: Annotated[Path | None, typer.Option(help="Model directory (default: models/default or $PERSONVLM_MODEL).")] = None,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
 ) -> None:
     """Describe people in image crops: structured attributes with confidences and a caption.
 
@@ -54,7 +56,7 @@ def describe(
     """
     if style not in ("compact", "natural"):
         raise typer.BadParameter(f"expected compact or natural, got {style!r}", param_hint="--style")
-    describer = _load(model)
+    describer = _load(model, backend)
     decoded: list[tuple[Path, Image.Image]] = []
     failed = 0
     for path in images:
@@ -102,7 +104,8 @@ def bench(
     style: Annotated[str, typer.Option(help=STYLE_HELP)] = "compact",
     n: Annotated[int, typer.Option(min=1, help="Timed describe() calls.")] = 50,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed calls first (allocator, caches).")] = 3,
-    threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads.")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="Intra-op threads (PyTorch and ONNX Runtime).")] = 2,
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object of the figures as the last line.")] = False,
 ) -> None:
     """End-to-end latency of describe(): JPEG decode + preprocess, encode (+ heads), caption decode.
@@ -115,7 +118,7 @@ def bench(
     torch.set_num_threads(threads)
     directory = model if model is not None else default_model_dir()
     if model is not None or (directory / CONFIG_FILE).is_file():
-        describer = _load(directory)
+        describer = _load(directory, backend)
         label = f"{directory} ({describer.model_version})"
     else:
         torch.manual_seed(0)
@@ -147,6 +150,7 @@ def bench(
         "style": style,
         "batch_size": batch_size,
         "threads": threads,
+        "backend": describer.backend,
         "calls": n,
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(_percentile(latencies, 99), 2),

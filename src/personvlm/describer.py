@@ -19,6 +19,7 @@ How caption and structure agree (the product promises they never contradict):
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -39,11 +40,16 @@ from personvlm.models.checkpoint import load_checkpoint, save_checkpoint, weight
 from personvlm.models.config import ModelConfig
 from personvlm.models.encoders import ENCODE_CHUNK, fused_for_inference
 from personvlm.models.heads import decide, value_probabilities
+from personvlm.models.onnx_visual import ONNX_FILE, OnnxVisual, OnnxVisualError
+from personvlm.models.onnx_visual import load as load_onnx_visual
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema import BY_NAME, UNKNOWN, PersonDescription, parse, to_compact, to_text
 from personvlm.schema.compact import compact_slots
 
 MODEL_ENV = "PERSONVLM_MODEL"
+BACKENDS = ("auto", "onnx", "torch")
+
+log = logging.getLogger(__name__)
 
 
 def default_model_dir() -> Path:
@@ -72,18 +78,26 @@ def schema_vocab() -> Vocab:
 
 
 class Describer:
-    """A loaded model plus vocabulary, ready to describe decoded RGB images."""
+    """A loaded model plus vocabulary, ready to describe decoded RGB images.
+
+    ``onnx_visual``: an ONNX Runtime session that computes the visual tokens in place of the
+    PyTorch encoder (CPU only; ``from_pretrained`` picks it up from the model directory).
+    """
 
     def __init__(self, model: PersonVLM, vocab: Vocab, device: str | torch.device = "cpu",
                  model_version: str = "unversioned", max_batch: int = 32,
-                 generation: GenerationConfig | None = None) -> None:
+                 generation: GenerationConfig | None = None, onnx_visual: OnnxVisual | None = None) -> None:
         self.device = torch.device(device)
+        if onnx_visual is not None and self.device.type != "cpu":
+            raise ValueError(f"the ONNX visual graph runs on the CPU only, not on {self.device}; use backend 'torch'")
         self.model = model.to(self.device).eval()
+        self._onnx_visual = onnx_visual
         # Serving copy of the encoder with BatchNorm folded in; built once, so a Describer serves
         # the weights it was given (load a new one for new weights). On CPU it runs channels-last:
         # oneDNN then needs no layout reorder around each convolution (~15-20% less CPU, measured).
         self._memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self._encoder = fused_for_inference(self.model.encoder).to(memory_format=self._memory_format)
+        self._encoder = (None if onnx_visual is not None
+                         else fused_for_inference(self.model.encoder).to(memory_format=self._memory_format))
         self.vocab = vocab
         self.model_version = model_version
         self.max_batch = max_batch
@@ -95,10 +109,23 @@ class Describer:
     def config(self) -> ModelConfig:
         return self.model.config
 
+    @property
+    def backend(self) -> str:
+        """What computes the visual tokens: ``onnxruntime`` or ``torch``."""
+        return "onnxruntime" if self._onnx_visual is not None else "torch"
+
     # --- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu") -> Describer:
-        """Load a model directory (``None``: the bundled ``models/default``, or ``$PERSONVLM_MODEL``)."""
+    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu", backend: str = "auto") -> Describer:
+        """Load a model directory (``None``: the bundled ``models/default``, or ``$PERSONVLM_MODEL``).
+
+        ``backend``: ``onnx`` runs the visual half with the directory's ``visual.onnx`` (an error
+        when it is missing or was exported from other weights); ``torch`` runs it in PyTorch;
+        ``auto`` (default) takes ``onnx`` on the CPU when a graph matching the weights is there,
+        else ``torch``, with a warning when a graph is there but cannot be used.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
         directory = Path(path) if path is not None else default_model_dir()
         if not directory.exists():
             raise ModelNotFoundError(
@@ -106,7 +133,9 @@ class Describer:
                 f"(writes config.json, model.safetensors, vocab.json), then pass --model DIR or set {MODEL_ENV}."
             )
         model, vocab = load_checkpoint(directory, device)
-        return cls(model, vocab, device, model_version=f"{directory.name}-{weights_digest(directory)}")
+        digest = weights_digest(directory)
+        return cls(model, vocab, device, model_version=f"{directory.name}-{digest}",
+                   onnx_visual=_onnx_visual_for(directory, digest, device, backend))
 
     @classmethod
     def tiny(cls, seed: int = 0) -> Describer:
@@ -144,26 +173,35 @@ class Describer:
             raise ValueError(f"unknown attribute {attribute!r}; expected one of {self.model.heads.names}")
         out = []
         for start in range(0, len(images), self.max_batch):
-            logits = self.model.answer_logits(self._visual(self._inputs(images[start:start + self.max_batch])))
+            _, logits = self._encode(self._inputs(images[start:start + self.max_batch]))
             out.append(value_probabilities(BY_NAME[attribute], logits[attribute]).cpu().numpy())
         return np.concatenate(out)
 
     def _inputs(self, images: Sequence[Image.Image]) -> Tensor:
-        return preprocess(images, self.config.image_size).to(self.device, memory_format=self._memory_format)
+        batch = preprocess(images, self.config.image_size)
+        if self._onnx_visual is not None:
+            return batch  # OnnxVisual lays it out itself, in NumPy (see models.onnx_visual)
+        return batch.to(self.device, memory_format=self._memory_format)
 
-    def _visual(self, batch: Tensor) -> Tensor:
+    def _encode(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Visual tokens and the logits answers are decided on (``PersonVLM.answer_logits``)."""
         # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
         # batch of 32 overflow the caches and cost ~2x more CPU per image than chunks of 4 (measured).
         chunk = ENCODE_CHUNK if self.device.type == "cpu" else len(batch)
-        return torch.cat([self.model.visual_tokens(self._encoder(part)) for part in batch.split(chunk)])
+        if self._onnx_visual is None:
+            visual = torch.cat([self.model.visual_tokens(self._encoder(part)) for part in batch.split(chunk)])
+            return visual, self.model.answer_logits(visual)
+        parts = [self._onnx_visual(part) for part in batch.split(chunk)]
+        logits = {name: torch.cat([p[1][name] for p in parts]) for name in parts[0][1]}
+        return torch.cat([p[0] for p in parts]), self.model.prior_corrected(logits)
 
     def _describe_batch(self, images: Sequence[Image.Image], style: str) -> list[PersonDescription]:
         t0 = time.perf_counter()
         batch = self._inputs(images)
         t1 = time.perf_counter()
-        visual = self._visual(batch)
+        visual, logits = self._encode(batch)
         thresholds = {a: self.config.unknown_threshold(a) for a in self.model.heads.names}
-        structures = [PersonDescription(row) for row in decide(self.model.answer_logits(visual), thresholds)]
+        structures = [PersonDescription(row) for row in decide(logits, thresholds)]
         t2 = time.perf_counter()
         captions = self._captions(visual, structures, style)
         t3 = time.perf_counter()
@@ -181,6 +219,21 @@ class Describer:
         texts = [sentence_case(self.vocab.decode(row)) for row in ids]
         return [text if not contradicts(text, s) else to_text(s, "natural")
                 for text, s in zip(texts, structures, strict=True)]
+
+
+def _onnx_visual_for(directory: Path, digest: str, device: str, backend: str) -> OnnxVisual | None:
+    """The ONNX visual graph ``backend`` asks for (see ``Describer.from_pretrained``), or None."""
+    if backend == "torch":
+        return None
+    if backend == "onnx":
+        return load_onnx_visual(directory, digest)
+    if torch.device(device).type != "cpu" or not (directory / ONNX_FILE).is_file():
+        return None
+    try:
+        return load_onnx_visual(directory, digest)
+    except OnnxVisualError as exc:
+        log.warning("using PyTorch for the visual tokens: %s", exc)
+        return None
 
 
 def sentence_case(text: str) -> str:

@@ -17,8 +17,8 @@ from PIL import Image
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _MEAN_RGB = tuple(round(m * 255) for m in IMAGENET_MEAN)
-_MEAN_255 = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
-_INV_STD_255 = 1.0 / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255)
+_MEAN_255 = np.array(IMAGENET_MEAN, dtype=np.float32) * 255
+_INV_STD_255 = np.float32(1.0) / (np.array(IMAGENET_STD, dtype=np.float32) * 255)
 
 
 def letterbox(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -39,9 +39,10 @@ def normalise(pixels: np.ndarray) -> torch.Tensor:
 
     One vectorised pass for the whole batch; the result is channels-last in memory (a permuted
     view of the pixel array), which is the layout the CPU encoder runs in, so nothing is copied.
+    In NumPy, not PyTorch: PyTorch's OpenMP threads would wake for it and then spin, taking the
+    cores from ONNX Runtime's when it runs the model (``models.onnx_visual``).
     """
-    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
-    return (x - _MEAN_255).mul_(_INV_STD_255)
+    return torch.from_numpy((pixels.astype(np.float32) - _MEAN_255) * _INV_STD_255).permute(0, 3, 1, 2)
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:

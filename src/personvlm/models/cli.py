@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 import yaml
 from rich.console import Console
@@ -142,3 +143,46 @@ def export(
             shutil.copy2(source / name, target / name)
     size = sum(f.stat().st_size for f in target.iterdir() if f.is_file())
     typer.echo(f"wrote {target} ({size / 1e6:.1f} MB)")
+
+
+@app.command("export-onnx")
+def export_onnx(
+    model: Annotated[Path, typer.Argument(help="Model directory; visual.onnx is written into it.")],
+    tolerance: Annotated[float, typer.Option(min=0.0, help="Largest absolute difference from PyTorch's visual "
+                                                           "tokens accepted on a check batch.")] = 1e-3,
+) -> None:
+    """Write MODEL/visual.onnx: the encoder and visual tokens as an ONNX graph for ONNX Runtime.
+
+    A Describer on the CPU then computes the visual tokens with ONNX Runtime (about 1.8x faster
+    than PyTorch on 2 cores); heads, thresholds and the caption decoder stay in PyTorch. The graph
+    records the digest of model.safetensors, so after retraining or re-exporting the weights an old
+    graph is ignored (with a warning) until this command is run again. Calibration does not touch it.
+    The new graph is checked against PyTorch on random images before it replaces an old one.
+    """
+    from personvlm.describer import Describer
+    from personvlm.models import onnx_visual
+    from personvlm.models.checkpoint import weights_digest
+
+    try:
+        describer = Describer.from_pretrained(model, backend="torch")
+    except (CheckpointError, ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    target = model / onnx_visual.ONNX_FILE
+    staging = target.with_name(f".{target.name}.tmp")
+    typer.echo(f"exporting {model} to ONNX (tracing the encoder takes ~20 s on 2 cores)", err=True)
+    onnx_visual.export(describer.model, staging, weights_digest(model))
+    images = torch.rand(3, 3, *describer.config.image_size)
+    with torch.inference_mode():
+        visual = describer.model.encode_images(images)
+        logits = describer.model.head_logits(visual)
+    got_visual, got_logits = onnx_visual.OnnxVisual(staging)(images)
+    difference = max(float((got_visual - visual).abs().max()),
+                     *(float((got_logits[name] - x).abs().max()) for name, x in logits.items()))
+    if difference > tolerance:
+        staging.unlink()
+        typer.echo(f"error: the ONNX graph differs from PyTorch by {difference:.2e} (> {tolerance:g}); "
+                   f"{target} left as it was", err=True)
+        raise typer.Exit(1)
+    staging.replace(target)
+    typer.echo(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB; max difference from PyTorch {difference:.1e})")

@@ -114,7 +114,11 @@ class PersonVLM(nn.Module):
     def answer_logits(self, visual: Tensor) -> dict[str, Tensor]:
         """The head logits answers are decided on: ``head_logits`` shifted by ``prior_correction``
         (``heads.prior_offsets``); training and its validation use ``head_logits`` itself."""
-        logits = self.heads(visual)
+        return self.prior_corrected(self.heads(visual))
+
+    def prior_corrected(self, logits: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``head_logits`` output -> ``answer_logits`` output (for head logits computed elsewhere,
+        such as by the ONNX graph)."""
         if self.answer_offsets is None:
             return logits
         return {name: x + self.answer_offsets[name].to(x.device, x.dtype) for name, x in logits.items()}
