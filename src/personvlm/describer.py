@@ -187,13 +187,12 @@ class Describer:
         """Visual tokens and the logits answers are decided on (``PersonVLM.answer_logits``)."""
         # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
         # batch of 32 overflow the caches and cost ~2x more CPU per image than chunks of 4 (measured).
+        if self._onnx_visual is not None:
+            visual, logits = self._onnx_visual(batch, ENCODE_CHUNK)
+            return visual, self.model.prior_corrected(logits)
         chunk = ENCODE_CHUNK if self.device.type == "cpu" else len(batch)
-        if self._onnx_visual is None:
-            visual = torch.cat([self.model.visual_tokens(self._encoder(part)) for part in batch.split(chunk)])
-            return visual, self.model.answer_logits(visual)
-        parts = [self._onnx_visual(part) for part in batch.split(chunk)]
-        logits = {name: torch.cat([p[1][name] for p in parts]) for name in parts[0][1]}
-        return torch.cat([p[0] for p in parts]), self.model.prior_corrected(logits)
+        visual = torch.cat([self.model.visual_tokens(self._encoder(part)) for part in batch.split(chunk)])
+        return visual, self.model.answer_logits(visual)
 
     def _describe_batch(self, images: Sequence[Image.Image], style: str) -> list[PersonDescription]:
         t0 = time.perf_counter()

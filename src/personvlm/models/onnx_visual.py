@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from personvlm.models.encoders import fused_for_inference
+from personvlm.models.encoders import ENCODE_CHUNK, fused_for_inference
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema import ATTRIBUTES
 
@@ -103,13 +103,17 @@ class OnnxVisual:
                                   f"`personvlm model export-onnx {self.path.parent}`") from None
         self.digest = self.session.get_modelmeta().custom_metadata_map.get(DIGEST_KEY)
 
-    def __call__(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """``(visual [B, N, D], {attribute: head logits [B, len(values)]})``."""
-        # NumPy lays the batch out (NCHW), not PyTorch, whose OpenMP threads would then spin (module doc)
+    def __call__(self, images: Tensor, chunk: int = ENCODE_CHUNK) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(visual [B, N, D], {attribute: head logits [B, len(values)]})``, ``chunk`` images per run.
+
+        Batch layout, chunks and their concatenation are done in NumPy, not PyTorch, whose OpenMP
+        threads would wake for them and then spin (module doc).
+        """
         pixels = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
-        visual, logits = self.session.run([VISUAL, LOGITS], {INPUT: pixels})
-        parts = torch.from_numpy(logits).split([len(a.values) for a in ATTRIBUTES], dim=1)
-        return torch.from_numpy(visual), {a.name: part for a, part in zip(ATTRIBUTES, parts, strict=True)}
+        runs = [self.session.run([VISUAL, LOGITS], {INPUT: pixels[i:i + chunk]}) for i in range(0, len(pixels), chunk)]
+        visual, logits = (np.concatenate(parts) if len(parts) > 1 else parts[0] for parts in zip(*runs, strict=True))
+        heads = torch.from_numpy(logits).split([len(a.values) for a in ATTRIBUTES], dim=1)
+        return torch.from_numpy(visual), {a.name: part for a, part in zip(ATTRIBUTES, heads, strict=True)}
 
 
 def load(directory: str | Path, digest: str) -> OnnxVisual:
