@@ -38,6 +38,7 @@ class FakeDescriber:
     """Deterministic stand-in for the model: the upper colour is the image's dominant channel."""
 
     model_version = "fake-1"
+    backend = "torch"
     max_batch = 32
 
     def __init__(self, delay: float = 0.0) -> None:
@@ -293,6 +294,7 @@ def test_health_readiness_metrics_and_docs_need_no_key(client: httpx.Client) -> 
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["model_version"] == "fake-1"
+    assert ready.json()["backend"] == "torch"
     client.post("/v1/describe", headers=AUTH, **multipart(jpeg()))
     client.post("/v1/describe", headers=AUTH, content=b"x")
     metrics = client.get("/metrics")

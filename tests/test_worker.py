@@ -35,6 +35,7 @@ class FakeDescriber:
     """Fast stand-in for the model: writes the image size into the caption, fails on poison."""
 
     model_version = "fake-1"
+    backend = "torch"
 
     def __init__(self) -> None:
         self.batch_sizes: list[int] = []

@@ -266,7 +266,8 @@ def readiness(service: Service) -> tuple[int, Health]:
     if not service.batcher.running:
         return 503, Health(status="unavailable", detail="the batcher is not running (starting or shutting down)")
     return 200, Health(
-        status="ready", model_version=service.describer.model_version, queue_depth=service.batcher.queue_depth
+        status="ready", model_version=service.describer.model_version, backend=service.describer.backend,
+        queue_depth=service.batcher.queue_depth,
     )
 
 
@@ -342,7 +343,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.batcher.start()
         fields = {
-            "model_version": describer.model_version, "max_batch": service.batcher.max_batch,
+            "model_version": describer.model_version, "backend": describer.backend, "max_batch": service.batcher.max_batch,
             "max_wait_ms": settings.max_wait_ms, "queue_size": settings.queue_size, "auth": bool(settings.api_key),
             "store": store is not None,
         }

@@ -92,6 +92,7 @@ class BatchDescribeResponse(BaseModel):
 class Health(BaseModel):
     status: str
     model_version: str | None = None
+    backend: str | None = Field(None, description="What computes the visual tokens: onnxruntime or torch")
     queue_depth: int | None = None
     detail: str | None = None
 

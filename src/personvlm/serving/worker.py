@@ -125,7 +125,8 @@ class QueueWorker:
         self.ensure_group()
         log.info("worker started", extra={"fields": {
             "consumer": self.options.consumer, "stream": self.options.stream, "group": self.options.group,
-            "store": self.store.url, "model_version": self.describer.model_version}})
+            "store": self.store.url, "model_version": self.describer.model_version,
+            "backend": self.describer.backend}})
         self._drain_own_pending()
         while not self._stop.is_set():
             try:
