@@ -65,16 +65,20 @@ def export(model: PersonVLM, path: str | Path, digest: str) -> Path:
     module = _VisualAndHeads(model).eval()
     example = torch.zeros(2, 3, *model.config.image_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)  # it warns that torchvision's detection ops are not registered
+    # The exporter's chatter is about its own internals (torchvision's detection ops not registered,
+    # an optimiser pass skipping a Split node), nothing a user can act on; errors still show.
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations, nothing to act on
-            program = torch.onnx.export(module, (example,), dynamo=True, input_names=[INPUT], output_names=[VISUAL, LOGITS],
-                                        dynamic_shapes=({0: batch},), verbose=False)
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations
+            program = torch.onnx.export(module, (example,), dynamo=True, input_names=[INPUT],
+                                        output_names=[VISUAL, LOGITS], dynamic_shapes=({0: batch},), verbose=False)
     finally:
-        exporter_log.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {DIGEST_KEY: digest})
     path.parent.mkdir(parents=True, exist_ok=True)
