@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 # The bundled model's ONNX graph (faster CPU inference) is derived from its weights, not committed.
 ONNX := models/default/visual.onnx
 
-$(ONNX): $(STAMP) models/default/model.safetensors
+$(ONNX): $(STAMP) models/default/model.safetensors src/personvlm/models/onnx_visual.py
 	$(VENV)/bin/personvlm model export-onnx models/default
 
 lint: $(STAMP)

@@ -98,6 +98,20 @@ def test_a_graph_of_other_weights_is_not_used(exported: Path, tmp_path: Path, ca
     assert Describer.from_pretrained(directory).backend == "onnxruntime"
 
 
+def test_a_graph_of_another_format_is_not_used(exported: Path, tmp_path: Path) -> None:
+    import onnx
+
+    directory = tmp_path / "model"
+    shutil.copytree(exported, directory)
+    proto = onnx.load(str(directory / ONNX_FILE))
+    onnx.helper.set_model_props(proto, {onnx_visual.DIGEST_KEY: onnx_visual.OnnxVisual(exported / ONNX_FILE).digest,
+                                        onnx_visual.FORMAT_KEY: "visual/0"})
+    onnx.save(proto, str(directory / ONNX_FILE))
+    with pytest.raises(OnnxVisualError, match="graph format visual/0"):
+        Describer.from_pretrained(directory, backend="onnx")
+    assert Describer.from_pretrained(directory).backend == "torch"
+
+
 def test_an_unreadable_graph_is_named(exported: Path, tmp_path: Path, caplog) -> None:
     directory = tmp_path / "model"
     shutil.copytree(exported, directory)

@@ -33,6 +33,9 @@ from personvlm.schema import ATTRIBUTES
 
 ONNX_FILE = "visual.onnx"
 DIGEST_KEY = "personvlm.weights_digest"
+# What the graph computes and how its outputs are laid out; bump it when ``_VisualAndHeads`` changes,
+# so graphs written by an older exporter are rebuilt rather than misread.
+FORMAT_KEY, FORMAT = "personvlm.graph_format", "visual+head_logits/1"
 INPUT, VISUAL, LOGITS = "images", "visual", "head_logits"
 
 
@@ -80,7 +83,7 @@ def export(model: PersonVLM, path: str | Path, digest: str) -> Path:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
     proto = program.model_proto
-    onnx.helper.set_model_props(proto, {DIGEST_KEY: digest})
+    onnx.helper.set_model_props(proto, {DIGEST_KEY: digest, FORMAT_KEY: FORMAT})
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))
     return path
@@ -105,7 +108,8 @@ class OnnxVisual:
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable graphs
             raise OnnxVisualError(f"{path}: not a loadable ONNX graph ({exc}); rebuild it with "
                                   f"`personvlm model export-onnx {self.path.parent}`") from None
-        self.digest = self.session.get_modelmeta().custom_metadata_map.get(DIGEST_KEY)
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.digest, self.format = metadata.get(DIGEST_KEY), metadata.get(FORMAT_KEY)
 
     def __call__(self, images: Tensor, chunk: int = ENCODE_CHUNK) -> tuple[Tensor, dict[str, Tensor]]:
         """``(visual [B, N, D], {attribute: head logits [B, len(values)]})``, ``chunk`` images per run.
@@ -126,6 +130,9 @@ def load(directory: str | Path, digest: str) -> OnnxVisual:
     if not path.is_file():
         raise OnnxVisualError(f"{path}: not found; write it with `personvlm model export-onnx {directory}`")
     visual = OnnxVisual(path)
+    if visual.format != FORMAT:
+        raise OnnxVisualError(f"{path} holds graph format {visual.format}, this personvlm reads {FORMAT}; "
+                              f"rebuild it with `personvlm model export-onnx {directory}`")
     if visual.digest != digest:
         raise OnnxVisualError(f"{path} was exported from other weights ({visual.digest}, these are {digest}); "
                               f"rebuild it with `personvlm model export-onnx {directory}`")
