@@ -4,9 +4,9 @@ Runtime on the CPU.
 Why: that part (encoder, visual-token projection, attribute heads) is all of a compact
 description's model cost, and ONNX Runtime's CPU kernels (blocked-layout convolutions with the
 ReLU6 fused in) ran it ~1.8x faster than PyTorch's on 2 cores (README, "Measured figures"). The
-heads are in the graph too so that a compact description runs no PyTorch operator at all: PyTorch's
-OpenMP threads keep spinning after each of its operators and took the cores from ONNX Runtime's
-(batch-1 p99 ~100 ms, measured). The answer rule (``prior_correction``, thresholds) and the caption
+heads are in the graph too so that a compact description runs no PyTorch operator big enough to
+wake PyTorch's OpenMP threads, which keep spinning after their work and took the cores from ONNX
+Runtime's (batch-1 p99 ~100 ms, measured). The answer rule (``prior_correction``, thresholds) and the caption
 decoder stay in PyTorch: calibration rewrites them without touching the graph.
 
 The graph is derived from the weights, never shipped beside them: ``personvlm model export-onnx
