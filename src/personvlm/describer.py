@@ -226,11 +226,7 @@ def _onnx_visual_for(directory: Path, digest: str, device: str, backend: str) ->
         return None
     if backend == "onnx":
         return load_onnx_visual(directory, digest)
-    if torch.device(device).type != "cpu":
-        return None
-    if not (directory / ONNX_FILE).is_file():
-        log.info("no %s in %s: PyTorch computes the visual tokens (`personvlm model export-onnx %s` makes "
-                 "CPU inference ~1.5-2x faster)", ONNX_FILE, directory, directory)
+    if torch.device(device).type != "cpu" or not (directory / ONNX_FILE).is_file():
         return None
     try:
         return load_onnx_visual(directory, digest)
