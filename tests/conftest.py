@@ -6,6 +6,7 @@ so a broken CI machine can never pass by silently skipping the integration tests
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -95,3 +96,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Put the root logger back after each test. ``serve``/``worker`` run under CliRunner set up JSON
+    logging: the root handler they install writes to the stderr CliRunner swapped in, which is closed
+    after the test, and the root level becomes INFO; any later INFO line (from any test) then prints
+    a "Logging error" into whatever output that test is reading."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
