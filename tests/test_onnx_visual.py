@@ -160,6 +160,24 @@ def test_export_refuses_a_graph_that_disagrees_and_keeps_the_old_one(exported: P
     assert [p.name for p in directory.iterdir() if p.name.startswith(".")] == []  # no staging file left
 
 
+def test_a_failing_export_is_named_and_leaves_nothing(exported: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "model"
+    shutil.copytree(exported, directory)
+    before = (directory / ONNX_FILE).read_bytes()
+
+    def broken(model, path, digest):
+        Path(path).write_bytes(b"half a graph")
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(onnx_visual, "export", broken)
+    result = CliRunner().invoke(app, ["model", "export-onnx", str(directory)])
+    assert result.exit_code == 1
+    assert "cannot export" in result.output and "unsupported operator" in result.output
+    assert (directory / ONNX_FILE).read_bytes() == before
+    assert [p.name for p in directory.iterdir() if p.name.startswith(".")] == []
+
+
 def test_export_of_a_missing_model_exits_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["model", "export-onnx", str(tmp_path / "nope")])
     assert result.exit_code == 1

@@ -80,8 +80,8 @@ def schema_vocab() -> Vocab:
 class Describer:
     """A loaded model plus vocabulary, ready to describe decoded RGB images.
 
-    ``onnx_visual``: an ONNX Runtime session that computes the visual tokens in place of the
-    PyTorch encoder (CPU only; ``from_pretrained`` picks it up from the model directory).
+    ``onnx_visual``: an ONNX Runtime session that computes the visual tokens and head logits in
+    place of PyTorch (CPU only; ``from_pretrained`` picks it up from the model directory).
     """
 
     def __init__(self, model: PersonVLM, vocab: Vocab, device: str | torch.device = "cpu",

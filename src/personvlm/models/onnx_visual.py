@@ -3,11 +3,12 @@ Runtime on the CPU.
 
 Why: that part (encoder, visual-token projection, attribute heads) is all of a compact
 description's model cost, and ONNX Runtime's CPU kernels (blocked-layout convolutions with the
-ReLU6 fused in) ran it ~1.8x faster than PyTorch's on 2 cores (README, "Measured figures"). The
-heads are in the graph too so that a compact description runs no PyTorch operator big enough to
-wake PyTorch's OpenMP threads, which keep spinning after their work and took the cores from ONNX
-Runtime's (batch-1 p99 ~100 ms, measured). The answer rule (``prior_correction``, thresholds) and the caption
-decoder stay in PyTorch: calibration rewrites them without touching the graph.
+ReLU6 fused in) ran it ~1.8x faster than PyTorch's on 2 cores (1.5-2x end to end: README,
+"Measured figures"). The heads are in the graph too so that a compact description runs no PyTorch
+operator big enough to wake PyTorch's OpenMP threads, which keep spinning after their work and took
+the cores from ONNX Runtime's (batch-1 p99 ~100 ms, measured). The answer rule
+(``prior_correction``, thresholds) and the caption decoder stay in PyTorch: calibration rewrites
+them without touching the graph.
 
 The graph is derived from the weights, never shipped beside them: ``personvlm model export-onnx
 DIR`` (and ``make``, for the bundled model) writes ``DIR/visual.onnx`` and records in it the digest
@@ -93,11 +94,11 @@ class OnnxVisual:
     """An ONNX Runtime session computing ``PersonVLM.encode_images`` and ``head_logits`` from
     float32 NCHW images."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = torch.get_num_threads()  # what `--threads` / OMP_NUM_THREADS set
         options.inter_op_num_threads = 1
         if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
             # the same choice as PyTorch's OpenMP threads: on a shared CPU idle threads must sleep
