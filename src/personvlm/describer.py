@@ -188,7 +188,7 @@ class Describer:
         # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
         # batch of 32 overflow the caches and cost ~2x more CPU per image than chunks of 4 (measured).
         if self._onnx_visual is not None:
-            visual, logits = self._onnx_visual(batch, ENCODE_CHUNK)
+            visual, logits = self._onnx_visual(batch)  # runs ENCODE_CHUNK images at a time too
             return visual, self.model.prior_corrected(logits)
         chunk = ENCODE_CHUNK if self.device.type == "cpu" else len(batch)
         visual = torch.cat([self.model.visual_tokens(self._encoder(part)) for part in batch.split(chunk)])

@@ -172,17 +172,17 @@ def export_onnx(
     target = model / onnx_visual.ONNX_FILE
     staging = target.with_name(f".{target.name}.tmp")
     typer.echo(f"exporting {model} to ONNX (tracing the encoder takes ~20 s on 2 cores)", err=True)
-    try:
+    images = torch.rand(3, 3, *describer.config.image_size)
+    try:  # writing the graph and reading it back: a failure in either leaves no staging file behind
         onnx_visual.export(describer.model, staging, weights_digest(model))
+        got_visual, got_logits = onnx_visual.OnnxVisual(staging)(images)
     except Exception as exc:  # the exporter raises many types; say what failed instead of a traceback
         staging.unlink(missing_ok=True)
         typer.echo(f"error: cannot export {model} to ONNX: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
-    images = torch.rand(3, 3, *describer.config.image_size)
     with torch.inference_mode():
         visual = describer.model.encode_images(images)
         logits = describer.model.head_logits(visual)
-    got_visual, got_logits = onnx_visual.OnnxVisual(staging)(images)
     difference = max(float((got_visual - visual).abs().max()),
                      *(float((got_logits[name] - x).abs().max()) for name, x in logits.items()))
     if difference > tolerance:
