@@ -192,3 +192,51 @@ def export_onnx(
         raise typer.Exit(1)
     staging.replace(target)
     typer.echo(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB; max difference from PyTorch {difference:.1e})")
+
+
+@app.command("refit-heads")
+def refit_heads(
+    source: Annotated[Path, typer.Argument(help="Trained model directory whose heads are refitted (e.g. models/default).")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled training JSONL (MSP60K format) for the heads.")],
+    val: Annotated[Path, typer.Option("--val", help="Labelled validation JSONL: model selection, early stopping.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New model directory to write (e.g. runs/refit).")],
+    image_root: Annotated[Path | None, typer.Option(help="Folder image paths are relative to (default: each JSONL's).")] = None,
+    layers: Annotated[int, typer.Option(min=0, help="Query blocks after the heads' pool (0: the single pool).")] = 2,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training tokens.")] = 5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    lr: Annotated[float, typer.Option(min=0.0, help="AdamW peak learning rate (warmup, then cosine).")] = 5e-4,
+    patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without a lower val loss.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the new blocks' weights and the sample order.")] = 0,
+) -> None:
+    """Train new attribute heads on a model's visual tokens; everything else stays the model's.
+
+    The tokens of every image are computed once (ONNX Runtime when the model has its graph) and kept
+    in memory (64 KB per image), then only the heads train: minutes instead of hours, and natural
+    captions are unchanged. OUT gets config.json, model.safetensors, vocab.json, MODEL_CARD.md,
+    metrics.jsonl and curves.png (the epoch with the lowest val loss); then run
+    `personvlm model calibrate OUT VAL` (thresholds are not carried over) and, for the fast CPU path,
+    `personvlm model export-onnx OUT`.
+    """
+    import shlex
+    import sys
+
+    from personvlm.data.msp60k import DatasetError, load_jsonl
+    from personvlm.training.head_refit import RefitConfig
+    from personvlm.training.head_refit import refit_heads as run_refit
+    from personvlm.training.trainer import TrainingError
+
+    cfg = RefitConfig(layers=layers, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed)
+    command = " ".join(shlex.quote(a) for a in ["personvlm", *sys.argv[1:]])
+    try:
+        train_records, val_records = load_jsonl(data, image_root), load_jsonl(val, image_root)
+        best = run_refit(source, train_records, val_records, out, cfg, command)
+    except DatasetError as exc:
+        for line in exc.errors[:20]:
+            typer.echo(line, err=True)
+        typer.echo(f"error: {len(exc.errors)} problem(s) in the data", err=True)
+        raise typer.Exit(1) from None
+    except (TrainingError, CheckpointError, ConfigError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {out}: best epoch {best['epoch']}, val loss {best['val_loss']:.4f}, "
+               f"val head mA {best['val_head_ma']:.4f}; next: personvlm model calibrate {out} {val}")

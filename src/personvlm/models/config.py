@@ -49,6 +49,7 @@ class ModelConfig:
     label_smoothing: float = 0.1
     caption_weight: float = 1.0
     head_weight: float = 1.0
+    head_layers: int = 0  # query blocks after the heads' attention pool (heads.AttributeHeads)
     # Rare values weigh (1 / training share) ** head_balance in the head loss (0 = plain
     # cross-entropy): label-based mA scores every value's recall equally, and without it the heads
     # learn to answer the majority for every value under ~5% (glasses, bags, poses).
@@ -86,6 +87,8 @@ class ModelConfig:
         if not isinstance(taps, tuple) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
                                                   for t in taps):
             raise ConfigError(f"feature_taps: expected a list of encoder stage numbers >= 0, got {taps!r}")
+        if self.head_layers < 0:
+            raise ConfigError(f"head_layers: expected >= 0, got {self.head_layers}")
         if self.freeze_stages < 0:
             raise ConfigError(f"freeze_stages: expected >= 0, got {self.freeze_stages}")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -37,7 +37,7 @@ def _build_components(config: ModelConfig, load_weights: bool) -> dict[str, nn.M
     return {
         "encoder": encoder,
         "visual_tokens": VisualTokens(encoder.out_channels, config.width, config.grid, config.dropout),
-        "heads": AttributeHeads(config.width, config.heads, config.dropout),
+        "heads": AttributeHeads(config.width, config.heads, config.dropout, config.head_layers, config.mlp_ratio),
         "decoder": CaptionDecoder(config.vocab_size, config.width, config.layers, config.heads, config.mlp_ratio,
                                   config.max_len, config.dropout),
     }

@@ -1,0 +1,211 @@
+"""Refit a trained model's attribute heads on new labelled data, keeping everything else.
+
+Why a separate stage: the heads are ~0.3-2.4M parameters on top of visual tokens that the encoder
+computes once per image, while a full ``personvlm train`` epoch is dominated by the caption decoder
+(~12 min per 12,000 crops on 2 cores). Here the tokens of every training image are computed once
+(by the model itself, through ONNX Runtime when its graph is there), kept in memory as float16,
+and only the heads are trained on them: an epoch over 24,000 crops takes ~1-2 minutes. The
+encoder, the visual tokens and the decoder are copied unchanged, so natural captions stay exactly
+as they were; compact captions and the structured answers follow the new heads.
+
+The new heads' pool, queries and classifiers start from the source model's heads; ``layers`` query
+blocks (``heads.QueryBlock``) are added fresh. The loss, class balancing (by the new data's value
+shares, stored as ``head_priors``), schedule and selection are those of ``personvlm train``. The
+source's ``unknown`` thresholds belong to its heads, so the result has none: calibrate it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import Tensor
+
+from personvlm.data.msp60k import Record
+from personvlm.describer import Describer
+from personvlm.imageio import ImageError, load_image
+from personvlm.models.checkpoint import CARD_FILE, save_checkpoint
+from personvlm.models.config import ConfigError
+from personvlm.models.heads import balance_weights, head_losses
+from personvlm.models.personvlm import PersonVLM
+from personvlm.schema import ATTRIBUTES
+from personvlm.training.curves import append_metrics, plot_curves, read_metrics
+from personvlm.training.dataset import head_targets, labels_of, value_priors
+from personvlm.training.trainer import CURVES_FILE, METRICS_FILE, TrainingError, lr_lambda
+from personvlm.training.validation import confusion_counts, ma_from_counts
+
+TOKEN_BATCH = 64
+
+
+@dataclass
+class RefitConfig:
+    """What ``personvlm model refit-heads`` trains; the defaults are the bundled model's refit."""
+
+    layers: int = 2
+    epochs: int = 5
+    batch_size: int = 256
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    patience: int = 2  # epochs without a lower validation loss before stopping
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.layers < 0 or self.warmup_steps < 0 or self.grad_clip < 0:
+            raise ConfigError("layers, warmup_steps and grad_clip must be >= 0")
+        if self.lr <= 0:
+            raise ConfigError(f"lr: expected > 0, got {self.lr}")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, transient=True)
+
+
+def visual_tokens(describer: Describer, records: Sequence[Record], label: str, console: Console) -> Tensor:
+    """``[N, tokens, width]`` float16 visual tokens of the records' images (a progress bar on the way);
+    an unreadable image stops the refit naming it (its labels would otherwise silently drop out)."""
+    parts = []
+    with _progress(console) as progress:
+        task = progress.add_task(f"visual tokens ({label})", total=len(records))
+        for start in range(0, len(records), TOKEN_BATCH):
+            batch = records[start:start + TOKEN_BATCH]
+            try:
+                images = [load_image(r.image) for r in batch]
+            except ImageError as exc:
+                raise TrainingError(f"{label}: {exc}") from None
+            parts.append(describer.visual_tokens(images).half())
+            progress.advance(task, len(batch))
+    return torch.cat(parts)
+
+
+def stacked_targets(records: Sequence[Record]) -> dict[str, Tensor]:
+    """``head_targets`` of every record, stacked per attribute (the layout ``head_losses`` takes)."""
+    rows = [head_targets(labels_of(r)) for r in records]
+    return {a.name: torch.stack([row[a.name] for row in rows]) for a in ATTRIBUTES}
+
+
+def refit_model(source: PersonVLM, train_records: Sequence[Record], layers: int) -> PersonVLM:
+    """A copy of ``source`` with new heads of ``layers`` query blocks, balanced on ``train_records``.
+
+    Every weight outside the heads is the source's; the heads' pool, queries and classifiers too.
+    """
+    config = dataclasses.replace(source.config, head_layers=layers, unknown_thresholds={},
+                                 head_priors=value_priors(labels_of(r) for r in train_records))
+    model = PersonVLM(config, load_weights=False)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    fresh = {k for k in model.state_dict() if k.startswith(("heads.blocks.", "heads.final_norm."))}
+    if unexpected or not set(missing) <= fresh:  # only the new blocks may be missing
+        raise TrainingError(f"source heads do not fit the refit (missing {sorted(set(missing) - fresh)}, "
+                            f"unexpected {sorted(unexpected)})")
+    return model
+
+
+def _evaluate(model: PersonVLM, tokens: Tensor, targets: dict[str, Tensor],
+              weights: dict[str, Tensor] | None) -> dict[str, float]:
+    """Validation loss (the training loss) and label-based mA of the raw head logits."""
+    model.heads.eval()
+    logits: dict[str, list[Tensor]] = {}
+    with torch.inference_mode():
+        for start in range(0, len(tokens), 512):
+            for name, x in model.heads(tokens[start:start + 512].float()).items():
+                logits.setdefault(name, []).append(x)
+    joined = {name: torch.cat(parts) for name, parts in logits.items()}
+    model.heads.train()
+    loss = torch.stack(list(head_losses(joined, targets, weights).values())).mean()
+    return {"val_loss": float(loss), "val_head_ma": ma_from_counts(confusion_counts(joined, targets))}
+
+
+def refit_heads(source_dir: Path, train_records: Sequence[Record], val_records: Sequence[Record], out: Path,
+                cfg: RefitConfig, command: str, console: Console | None = None) -> dict[str, Any]:
+    """Write ``out``: a model directory whose heads were refitted (module docstring); returns the
+    best epoch's figures. ``out`` must not hold a run already."""
+    cfg.validate()
+    console = console or Console(stderr=True)
+    if (out / METRICS_FILE).exists():
+        raise TrainingError(f"{out} already holds a run; choose another --out")
+    if not train_records or not val_records:
+        raise TrainingError("refit needs training and validation records")
+    torch.manual_seed(cfg.seed)
+    describer = Describer.from_pretrained(source_dir)
+    console.print(f"refitting the heads of {describer.model_version} (visual tokens by {describer.backend})")
+    model = refit_model(describer.model, train_records, cfg.layers)
+    tokens = visual_tokens(describer, train_records, "train", console)
+    val_tokens = visual_tokens(describer, val_records, "val", console)
+    targets, val_targets = stacked_targets(train_records), stacked_targets(val_records)
+    weights = (balance_weights(model.config.head_priors, model.config.head_balance)
+               if model.config.head_balance > 0 else None)
+
+    heads = model.heads.train()
+    decay = [p for p in heads.parameters() if p.ndim >= 2]
+    rest = [p for p in heads.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(tokens) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total, cfg.min_lr_ratio))
+    out.mkdir(parents=True, exist_ok=True)
+    best: dict[str, Any] = {"val_loss": math.inf}
+    best_state: dict[str, Tensor] = {}
+    bad_epochs = 0
+    generator = torch.Generator().manual_seed(cfg.seed)
+    for epoch in range(1, cfg.epochs + 1):
+        t0, losses, skipped = time.perf_counter(), [], 0
+        order = torch.randperm(len(tokens), generator=generator)
+        with _progress(console) as progress:
+            task = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch)
+            for start in range(0, len(tokens), cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                parts = head_losses(heads(tokens[idx].float()), {k: v[idx] for k, v in targets.items()}, weights)
+                loss = torch.stack(list(parts.values())).mean()
+                optimizer.zero_grad(set_to_none=True)
+                if torch.isfinite(loss):
+                    loss.backward()
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(heads.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                    losses.append(float(loss.detach()))
+                else:
+                    skipped += 1
+                scheduler.step()
+                progress.advance(task)
+        row = {"epoch": epoch, "train_loss": sum(losses) / max(len(losses), 1),
+               **_evaluate(model, val_tokens, val_targets, weights), "lr": scheduler.get_last_lr()[0],
+               "skipped_batches": skipped, "epoch_seconds": round(time.perf_counter() - t0, 2)}
+        append_metrics(out / METRICS_FILE, row)
+        improved = row["val_loss"] < best["val_loss"]
+        if improved:
+            best, bad_epochs = row, 0
+            best_state = {k: v.detach().clone() for k, v in heads.state_dict().items()}
+        else:
+            bad_epochs += 1
+        console.print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                      + ("  *best*" if improved else ""))
+        if bad_epochs >= cfg.patience:
+            console.print(f"early stop: val_loss has not improved for {cfg.patience} epoch(s)")
+            break
+    heads.load_state_dict(best_state)
+    save_checkpoint(out, model.eval(), describer.vocab)
+    plot_curves(read_metrics(out / METRICS_FILE), out / CURVES_FILE)
+    (out / CARD_FILE).write_text(
+        f"# PersonVLM model card (heads refitted by `personvlm model refit-heads`)\n\n"
+        f"- Command: `{command}`\n- Source model: {describer.model_version}; its encoder, visual tokens and "
+        f"caption decoder are unchanged\n- Heads: {cfg.layers} query block(s), trained on {len(train_records)} "
+        f"records, selected on {len(val_records)} validation records: best epoch {best['epoch']}, val loss "
+        f"{best['val_loss']:.4f}, val head mA {best['val_head_ma']:.4f}\n- No `unknown` thresholds yet: run "
+        f"`personvlm model calibrate` on validation data.\n")
+    return best
