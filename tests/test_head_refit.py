@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from personvlm.cli import app
 from personvlm.data.msp60k import load_jsonl
+from personvlm.data.transforms import preprocess
 from personvlm.describer import Describer
 from personvlm.imageio import load_image
 from personvlm.models.checkpoint import load_checkpoint
@@ -51,15 +52,15 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def _refit(source: Path, data: tuple[Path, Path], out: Path, **cfg: object) -> dict[str, object]:
     settings = {"layers": 1, "epochs": 6, "batch_size": 16, "lr": 3e-3, "warmup_steps": 2, "patience": 6, **cfg}
     return refit_heads(source, load_jsonl(data[0]), load_jsonl(data[1]), out, RefitConfig(**settings),  # type: ignore[arg-type]
-                       "test", Console(quiet=True))
+                       "test", out.parent / "cache", Console(quiet=True))
 
 
 def _val_ma(model_dir: Path, val: Path) -> float:
-    describer = Describer.from_pretrained(model_dir, backend="torch")
+    model, _ = load_checkpoint(model_dir)
     records = load_jsonl(val)
-    tokens = describer.visual_tokens([load_image(r.image) for r in records])
     with torch.inference_mode():
-        logits = describer.model.head_logits(tokens)
+        images = preprocess([load_image(r.image) for r in records], model.config.image_size)
+        logits = model.eval().head_logits(model.encode_images(images))
     return ma_from_counts(confusion_counts(logits, stacked_targets(records)))
 
 
@@ -90,6 +91,8 @@ def test_refit_trains_only_the_heads_and_learns(tmp_path: Path, source: Path, da
     assert (out / "vocab.json").read_text() == (source / "vocab.json").read_text()
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, 7))
+    cached = sorted(p.name for p in (tmp_path / "cache").glob("*/*.safetensors"))
+    assert len(cached) == 3 and sum(name.endswith("-flip.safetensors") for name in cached) == 1
     assert best["val_loss"] == min(r["val_loss"] for r in rows)
     # The pixels encode the garment colours: new heads on the same tokens must score clearly better.
     assert _val_ma(out, data[1]) > _val_ma(source, data[1]) + 0.05
@@ -113,10 +116,11 @@ def test_refit_refuses_an_existing_run_and_names_a_bad_image(tmp_path: Path, sou
 def test_refit_cli(tmp_path: Path, source: Path, data: tuple[Path, Path]) -> None:
     runner = CliRunner()
     args = ["model", "refit-heads", str(source), "--data", str(data[0]), "--val", str(data[1]),
-            "--layers", "0", "--epochs", "1", "--batch-size", "32"]
+            "--layers", "0", "--epochs", "1", "--batch-size", "32", "--no-flip", "--cache-dir", str(tmp_path / "c")]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     assert "personvlm model calibrate" in result.output
     assert load_checkpoint(tmp_path / "cli")[0].config.head_layers == 0
+    assert len(list((tmp_path / "c").glob("*/*.safetensors"))) == 2  # train and val tokens, no mirrored ones
     missing = runner.invoke(app, [*args[:2], str(tmp_path / "nope"), *args[3:], "--out", str(tmp_path / "x")])
-    assert missing.exit_code == 1 and "no model directory" in missing.output
+    assert missing.exit_code == 1 and "model directory not found" in missing.output

@@ -164,13 +164,6 @@ class Describer:
         return out
 
     @torch.inference_mode()
-    def visual_tokens(self, images: Sequence[Image.Image]) -> Tensor:
-        """``[B, tokens, width]`` visual tokens of decoded RGB images, as the heads and the decoder see
-        them: what ``personvlm model refit-heads`` trains new heads on."""
-        return torch.cat([self._encode(self._inputs(images[start:start + self.max_batch]))[0].cpu()
-                          for start in range(0, len(images), self.max_batch)])
-
-    @torch.inference_mode()
     def head_probabilities(self, images: Sequence[Image.Image], attribute: str) -> np.ndarray:
         """``[B, K]`` probabilities of ``attribute``'s values (softmax; one sigmoid per value for
         multi-label attributes) as answers are decided on (``prior_correction`` applied), before any

@@ -206,13 +206,16 @@ def refit_heads(
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
     lr: Annotated[float, typer.Option(min=0.0, help="AdamW peak learning rate (warmup, then cosine).")] = 5e-4,
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without a lower val loss.")] = 2,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Also train on the mirrored images.")] = True,
+    cache_dir: Annotated[Path, typer.Option(help="Where the visual tokens are cached (reused by later refits).")] = Path(
+        "cache/features"),
     seed: Annotated[int, typer.Option(help="Seed of the new blocks' weights and the sample order.")] = 0,
 ) -> None:
     """Train new attribute heads on a model's visual tokens; everything else stays the model's.
 
-    The tokens of every image are computed once (ONNX Runtime when the model has its graph) and kept
-    in memory (64 KB per image), then only the heads train: minutes instead of hours, and natural
-    captions are unchanged. OUT gets config.json, model.safetensors, vocab.json, MODEL_CARD.md,
+    The tokens of every image (and of its mirror image) are computed once, cached in --cache-dir and
+    held in memory (64 KB per image), then only the heads train: minutes instead of hours; the
+    caption decoder is unchanged. OUT gets config.json, model.safetensors, vocab.json, MODEL_CARD.md,
     metrics.jsonl and curves.png (the epoch with the lowest val loss); then run
     `personvlm model calibrate OUT VAL` (thresholds are not carried over) and, for the fast CPU path,
     `personvlm model export-onnx OUT`.
@@ -225,11 +228,12 @@ def refit_heads(
     from personvlm.training.head_refit import refit_heads as run_refit
     from personvlm.training.trainer import TrainingError
 
-    cfg = RefitConfig(layers=layers, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed)
+    cfg = RefitConfig(layers=layers, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, flip=flip,
+                      seed=seed)
     command = " ".join(shlex.quote(a) for a in ["personvlm", *sys.argv[1:]])
     try:
         train_records, val_records = load_jsonl(data, image_root), load_jsonl(val, image_root)
-        best = run_refit(source, train_records, val_records, out, cfg, command)
+        best = run_refit(source, train_records, val_records, out, cfg, command, cache_dir)
     except DatasetError as exc:
         for line in exc.errors[:20]:
             typer.echo(line, err=True)
