@@ -18,29 +18,20 @@ from personvlm.imageio import load_image
 from personvlm.models.checkpoint import load_checkpoint
 from personvlm.models.config import ConfigError, ModelConfig
 from personvlm.models.heads import AttributeHeads
-from personvlm.training.config import TrainConfig
 from personvlm.training.head_refit import RefitConfig, refit_heads, stacked_targets
-from personvlm.training.trainer import Trainer, TrainingError
+from personvlm.training.trainer import TrainingError
 from personvlm.training.validation import confusion_counts, ma_from_counts
-from training_data import make_dataset, tiny_config
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+from training_data import make_dataset, trained_tiny_model
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model trained for one epoch with balanced heads and an ``unknown`` threshold."""
-    root = tmp_path_factory.mktemp("source")
-    data = make_dataset(root / "data", n=24, seed=0)
-    cfg = TrainConfig.load(tiny_config(root / "c.yaml", data, train={"epochs": 1}, model={"head_balance": 1.0}))
-    Trainer(cfg, root / "run").run()
-    config = json.loads((root / "run" / "config.json").read_text())
+    run = trained_tiny_model(tmp_path_factory.mktemp("source"), head_balance=1.0)
+    config = json.loads((run / "config.json").read_text())
     config["unknown_thresholds"] = {"gender": 0.9}
-    (root / "run" / "config.json").write_text(json.dumps(config))
-    return root / "run"
+    (run / "config.json").write_text(json.dumps(config))
+    return run
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 from personvlm.models.checkpoint import load_checkpoint
 from personvlm.training.config import TrainConfig
 from personvlm.training.trainer import Trainer, TrainingError
-from training_data import make_dataset, tiny_config
+from training_data import make_dataset, tiny_config, trained_tiny_model
 
 
 @pytest.fixture(autouse=True)
@@ -21,11 +21,7 @@ def _one_thread() -> None:
 @pytest.fixture(scope="module")
 def start(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained tiny model directory to start from."""
-    root = tmp_path_factory.mktemp("start")
-    data = make_dataset(root / "data", n=24, seed=0)
-    cfg = TrainConfig.load(tiny_config(root / "c.yaml", data, train={"epochs": 1}))
-    Trainer(cfg, root / "run").run()
-    return root / "run"
+    return trained_tiny_model(tmp_path_factory.mktemp("start"))
 
 
 def _max_diff(a: Path, b: Path) -> float:

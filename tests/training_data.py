@@ -57,3 +57,14 @@ def tiny_config(path: Path, train_jsonl: Path, **sections: dict[str, Any]) -> Pa
         cfg.setdefault(name, {}).update(values)
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def trained_tiny_model(root: Path, **model: Any) -> Path:
+    """A tiny model (``model`` overrides its config) trained one epoch on ``make_dataset``'s
+    images: the starting point of the fine-tuning and head-refit tests. Returns the model directory."""
+    from personvlm.training.config import TrainConfig
+    from personvlm.training.trainer import Trainer
+
+    data = make_dataset(root / "data", n=24, seed=0)
+    Trainer(TrainConfig.load(tiny_config(root / "c.yaml", data, train={"epochs": 1}, model=model)), root / "run").run()
+    return root / "run"
