@@ -201,7 +201,7 @@ def refit_heads(
     val: Annotated[Path, typer.Option("--val", help="Labelled validation JSONL: model selection, early stopping.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="New model directory to write (e.g. runs/refit).")],
     image_root: Annotated[Path | None, typer.Option(help="Folder image paths are relative to (default: each JSONL's).")] = None,
-    layers: Annotated[int, typer.Option(min=0, help="Query blocks after the heads' pool (0: the single pool).")] = 2,
+    layers: Annotated[int, typer.Option(min=0, help="Query blocks after the heads' pool (0: the single pool, as trained).")] = 0,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training tokens.")] = 5,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
     lr: Annotated[float, typer.Option(min=0.0, help="AdamW peak learning rate (warmup, then cosine).")] = 5e-4,

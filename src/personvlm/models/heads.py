@@ -4,8 +4,10 @@ Each attribute has its own learned query that pools the visual tokens (so ``uppe
 at the upper cells and ``shoes_type`` at the bottom ones) followed by a linear classifier.
 ``layers`` > 0 adds query blocks after that pool (pre-LayerNorm self-attention among the attribute
 queries, cross-attention to the tokens again, an MLP): the queries can then look twice and share
-evidence (a hood and a jacket, shoes and their colour), which the single pool cannot; on the
-bundled model's tokens two blocks raised the synthetic test mA from 0.79 to 0.81 (README).
+evidence (a hood and a jacket, shoes and their colour), which the single pool cannot. Measured
+(README, head refits): on the bundled model's tokens of 24,000 fresh renders, two blocks gave a
+synthetic test mA of 0.814 against 0.803 for the single pool refitted the same way (balanced
+answers), for 2.1M more parameters and ~4x the refit time.
 
 Exclusive attributes get a softmax over their *real* values; ``unknown`` is not a class but a
 decision: the answer becomes ``unknown`` when its confidence is below the attribute's calibrated
