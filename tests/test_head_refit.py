@@ -106,12 +106,14 @@ def test_refit_refuses_an_existing_run_and_names_a_bad_image(tmp_path: Path, sou
 
 def test_refit_cli(tmp_path: Path, source: Path, data: tuple[Path, Path]) -> None:
     runner = CliRunner()
-    args = ["model", "refit-heads", str(source), "--data", str(data[0]), "--val", str(data[1]),
+    args = ["model", "refit-heads", str(source), "--data", str(data[0]), "--data", str(data[0]), "--val", str(data[1]),
             "--layers", "0", "--epochs", "1", "--batch-size", "32", "--no-flip", "--cache-dir", str(tmp_path / "c")]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     assert "personvlm model calibrate" in result.output
     assert load_checkpoint(tmp_path / "cli")[0].config.head_layers == 0
+    card = (tmp_path / "cli" / "MODEL_CARD.md").read_text()
+    assert f"trained on {2 * len(load_jsonl(data[0]))} records" in card  # both --data files
     assert len(list((tmp_path / "c").glob("*/*.safetensors"))) == 2  # train and val tokens, no mirrored ones
     missing = runner.invoke(app, [*args[:2], str(tmp_path / "nope"), *args[3:], "--out", str(tmp_path / "x")])
     assert missing.exit_code == 1 and "model directory not found" in missing.output

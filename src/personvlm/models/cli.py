@@ -197,7 +197,8 @@ def export_onnx(
 @app.command("refit-heads")
 def refit_heads(
     source: Annotated[Path, typer.Argument(help="Trained model directory whose heads are refitted (e.g. models/default).")],
-    data: Annotated[Path, typer.Option("--data", help="Labelled training JSONL (MSP60K format) for the heads.")],
+    data: Annotated[list[Path], typer.Option("--data", help="Labelled training JSONL (MSP60K format) for the heads; "
+                                             "repeat it to train on several.")],
     val: Annotated[Path, typer.Option("--val", help="Labelled validation JSONL: model selection, early stopping.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="New model directory to write (e.g. runs/refit).")],
     image_root: Annotated[Path | None, typer.Option(help="Folder image paths are relative to (default: each JSONL's).")] = None,
@@ -232,7 +233,8 @@ def refit_heads(
                       seed=seed)
     command = " ".join(shlex.quote(a) for a in ["personvlm", *sys.argv[1:]])
     try:
-        train_records, val_records = load_jsonl(data, image_root), load_jsonl(val, image_root)
+        train_records = [record for path in data for record in load_jsonl(path, image_root)]
+        val_records = load_jsonl(val, image_root)
         best = run_refit(source, train_records, val_records, out, cfg, command, cache_dir)
     except DatasetError as exc:
         for line in exc.errors[:20]:
