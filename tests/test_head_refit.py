@@ -90,6 +90,13 @@ def test_refit_trains_only_the_heads_and_learns(tmp_path: Path, source: Path, da
     assert Describer.from_pretrained(out).describe([load_image(load_jsonl(data[1])[0].image)])[0].caption
 
 
+def test_refit_stops_early_when_val_loss_stops_falling(tmp_path: Path, source: Path, data: tuple[Path, Path]) -> None:
+    # A learning rate too small to move anything: epoch 1 sets the best loss, epoch 2 cannot beat it.
+    best = _refit(source, data, tmp_path / "stop", lr=1e-12, patience=1, epochs=5)
+    rows = (tmp_path / "stop" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and best["epoch"] == 1
+
+
 def test_refit_refuses_an_existing_run_and_names_a_bad_image(tmp_path: Path, source: Path,
                                                              data: tuple[Path, Path]) -> None:
     _refit(source, data, tmp_path / "once", epochs=1)

@@ -138,6 +138,32 @@ def _evaluate(model: PersonVLM, tokens: Tensor, targets: dict[str, Tensor],
     return {"val_loss": float(loss), "val_head_ma": ma_from_counts(confusion_counts(joined, targets))}
 
 
+def _train_epoch(heads: nn.Module, tokens: Tensor, targets: dict[str, Tensor], weights: dict[str, Tensor] | None,
+                 optimizer: torch.optim.Optimizer, scheduler: Any, cfg: RefitConfig, order: Tensor,
+                 progress: Progress, label: str) -> tuple[float, int]:
+    """One pass over ``tokens`` in ``order``; returns (mean loss of the batches used, batches
+    skipped because their loss was NaN/Inf, as in ``personvlm train``)."""
+    losses, skipped = [], 0
+    with progress:
+        task = progress.add_task(label, total=math.ceil(len(order) / cfg.batch_size))
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            per_attribute = head_losses(heads(tokens[idx].float()), {k: v[idx] for k, v in targets.items()}, weights)
+            loss = torch.stack(list(per_attribute.values())).mean()
+            optimizer.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(heads.parameters(), cfg.grad_clip)
+                optimizer.step()
+                losses.append(float(loss.detach()))
+            else:
+                skipped += 1
+            scheduler.step()
+            progress.advance(task)
+    return sum(losses) / max(len(losses), 1), skipped
+
+
 def refit_heads(source_dir: Path, train_records: Sequence[Record], val_records: Sequence[Record], out: Path,
                 cfg: RefitConfig, command: str, cache_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Write ``out``: a model directory whose heads were refitted (module docstring); returns the
@@ -155,12 +181,12 @@ def refit_heads(source_dir: Path, train_records: Sequence[Record], val_records: 
     model = refit_model(source, train_records, cfg.layers)
     cache = token_cache(cache_dir, source.eval())
     with torch.inference_mode():
-        parts = [cached_tokens(cache, train_records, False, "train")]
+        views = [cached_tokens(cache, train_records, False, "train")]
         if cfg.flip:
-            parts.append(cached_tokens(cache, train_records, True, "train (flipped)"))
+            views.append(cached_tokens(cache, train_records, True, "train (flipped)"))
         val_tokens = cached_tokens(cache, val_records, False, "val")
-    tokens = torch.cat(parts)
-    targets = {k: v.repeat(len(parts), *([1] * (v.dim() - 1))) for k, v in stacked_targets(train_records).items()}
+    tokens = torch.cat(views)
+    targets = {k: v.repeat(len(views), *([1] * (v.dim() - 1))) for k, v in stacked_targets(train_records).items()}
     val_targets = stacked_targets(val_records)
     weights = (balance_weights(model.config.head_priors, model.config.head_balance)
                if model.config.head_balance > 0 else None)
@@ -170,8 +196,7 @@ def refit_heads(source_dir: Path, train_records: Sequence[Record], val_records: 
     rest = [p for p in heads.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
-    steps_per_epoch = math.ceil(len(tokens) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
+    total = math.ceil(len(tokens) / cfg.batch_size) * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total, cfg.min_lr_ratio))
     out.mkdir(parents=True, exist_ok=True)
@@ -180,26 +205,11 @@ def refit_heads(source_dir: Path, train_records: Sequence[Record], val_records: 
     bad_epochs = 0
     generator = torch.Generator().manual_seed(cfg.seed)
     for epoch in range(1, cfg.epochs + 1):
-        t0, losses, skipped = time.perf_counter(), [], 0
-        order = torch.randperm(len(tokens), generator=generator)
-        with _progress(console) as progress:
-            task = progress.add_task(f"epoch {epoch}/{cfg.epochs}", total=steps_per_epoch)
-            for start in range(0, len(tokens), cfg.batch_size):
-                idx = order[start:start + cfg.batch_size]
-                parts = head_losses(heads(tokens[idx].float()), {k: v[idx] for k, v in targets.items()}, weights)
-                loss = torch.stack(list(parts.values())).mean()
-                optimizer.zero_grad(set_to_none=True)
-                if torch.isfinite(loss):
-                    loss.backward()
-                    if cfg.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(heads.parameters(), cfg.grad_clip)
-                    optimizer.step()
-                    losses.append(float(loss.detach()))
-                else:
-                    skipped += 1
-                scheduler.step()
-                progress.advance(task)
-        row = {"epoch": epoch, "train_loss": sum(losses) / max(len(losses), 1),
+        t0 = time.perf_counter()
+        train_loss, skipped = _train_epoch(heads, tokens, targets, weights, optimizer, scheduler, cfg,
+                                           torch.randperm(len(tokens), generator=generator),
+                                           _progress(console), f"epoch {epoch}/{cfg.epochs}")
+        row = {"epoch": epoch, "train_loss": train_loss,
                **_evaluate(model, val_tokens, val_targets, weights), "lr": scheduler.get_last_lr()[0],
                "skipped_batches": skipped, "epoch_seconds": round(time.perf_counter() - t0, 2)}
         append_metrics(out / METRICS_FILE, row)
@@ -217,11 +227,13 @@ def refit_heads(source_dir: Path, train_records: Sequence[Record], val_records: 
     heads.load_state_dict(best_state)
     save_checkpoint(out, model.eval(), vocab)
     plot_curves(read_metrics(out / METRICS_FILE), out / CURVES_FILE)
+    mirrors = " and their mirror images" if cfg.flip else ""
     (out / CARD_FILE).write_text(
         f"# PersonVLM model card (heads refitted by `personvlm model refit-heads`)\n\n"
-        f"- Command: `{command}`\n- Source model: {model_version}; its encoder, visual tokens and "
-        f"caption decoder are unchanged\n- Heads: {cfg.layers} query block(s), trained on {len(train_records)} "
-        f"records{' and their mirror images' if cfg.flip else ''}, selected on {len(val_records)} validation records: best epoch {best['epoch']}, val loss "
-        f"{best['val_loss']:.4f}, val head mA {best['val_head_ma']:.4f}\n- No `unknown` thresholds yet: run "
-        f"`personvlm model calibrate` on validation data.\n")
+        f"- Command: `{command}`\n"
+        f"- Source model: {model_version}; its encoder, visual tokens and caption decoder are unchanged\n"
+        f"- Heads: {cfg.layers} query block(s), trained on {len(train_records)} records{mirrors}, selected on "
+        f"{len(val_records)} validation records: best epoch {best['epoch']}, val loss {best['val_loss']:.4f}, "
+        f"val head mA {best['val_head_ma']:.4f}\n"
+        f"- No `unknown` thresholds yet: run `personvlm model calibrate` on validation data.\n")
     return best
