@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -167,7 +167,7 @@ def uvicorn_server(app: Any) -> Iterator[str]:
 @pytest.fixture(scope="module", params=["asgi", "uvicorn"])
 def client(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[httpx.Client | TestClient]:
+) -> Iterator[httpx2.Client | TestClient]:
     """The app with a fresh SQLite store, in-process (``asgi``) or behind real uvicorn."""
     with open_store(tmp_path_factory.mktemp("store") / "events.db") as store:
         app = create_app(FakeDescriber(), settings(), store)
@@ -175,7 +175,7 @@ def client(
             with TestClient(app) as tc:
                 yield tc
         else:
-            with uvicorn_server(app) as url, httpx.Client(base_url=url, timeout=30) as hc:
+            with uvicorn_server(app) as url, httpx2.Client(base_url=url, timeout=30) as hc:
                 yield hc
 
 
@@ -188,7 +188,7 @@ def assert_valid_result(body: dict[str, Any], style: str = "compact") -> None:
     assert body["latency_ms"] > 0
 
 
-def test_describe_multipart(client: httpx.Client) -> None:
+def test_describe_multipart(client: httpx2.Client) -> None:
     r = client.post("/v1/describe", headers=AUTH, **multipart(jpeg((220, 30, 30))))
     assert r.status_code == 200, r.text
     body = r.json()
@@ -197,7 +197,7 @@ def test_describe_multipart(client: httpx.Client) -> None:
     assert body["event_id"] is None and body["stored"] is False
 
 
-def test_event_id_stores_result_for_lookup_and_search(client: httpx.Client) -> None:
+def test_event_id_stores_result_for_lookup_and_search(client: httpx2.Client) -> None:
     r = client.post("/v1/describe", headers=AUTH,
                     **multipart(jpeg((220, 30, 30)), event_id="cam7-001", camera_id="cam7", track_id="12", ts="1700000000"))
     assert r.status_code == 200, r.text
@@ -228,14 +228,14 @@ def test_event_id_stores_result_for_lookup_and_search(client: httpx.Client) -> N
     assert client.get("/v1/search", params={"q": "red"}).status_code == 401
 
 
-def test_describe_json_base64_natural_style(client: httpx.Client) -> None:
+def test_describe_json_base64_natural_style(client: httpx2.Client) -> None:
     r = client.post("/v1/describe", headers=AUTH, json={"image_base64": b64(png_bytes()), "style": "natural"})
     assert r.status_code == 200, r.text
     assert_valid_result(r.json(), style="natural")
     assert r.json()["attributes"]["upper_color"]["value"] == "blue"
 
 
-def test_content_is_sniffed_not_trusted(client: httpx.Client) -> None:
+def test_content_is_sniffed_not_trusted(client: httpx2.Client) -> None:
     """A PNG declared as text/plain named .jpg is still a PNG and is accepted."""
     r = client.post("/v1/describe", headers=AUTH, **multipart(png_bytes((10, 200, 10)), "x.jpg", "text/plain"))
     assert r.status_code == 200, r.text
@@ -245,7 +245,7 @@ def test_content_is_sniffed_not_trusted(client: httpx.Client) -> None:
 @pytest.mark.parametrize(("request_kw", "headers", "status", "error", "text"),
                          [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
 def test_bad_input_gets_clear_error_and_server_keeps_serving(
-    client: httpx.Client, request_kw: dict[str, Any], headers: dict[str, str], status: int, error: str, text: str
+    client: httpx2.Client, request_kw: dict[str, Any], headers: dict[str, str], status: int, error: str, text: str
 ) -> None:
     kw = dict(request_kw)
     headers = {**headers, **kw.pop("headers", {})}
@@ -261,7 +261,7 @@ def test_bad_input_gets_clear_error_and_server_keeps_serving(
     assert ok.status_code == 200, ok.text
 
 
-def test_batch_json_reports_each_bad_image_alone(client: httpx.Client) -> None:
+def test_batch_json_reports_each_bad_image_alone(client: httpx2.Client) -> None:
     items = [
         {"image_base64": b64(jpeg((200, 0, 0))), "event_id": "a"},
         {"image_base64": b64(b"plain text")},
@@ -279,7 +279,7 @@ def test_batch_json_reports_each_bad_image_alone(client: httpx.Client) -> None:
     assert results[2]["result"]["attributes"]["upper_color"]["value"] == "blue"
 
 
-def test_batch_multipart_and_its_limits(client: httpx.Client) -> None:
+def test_batch_multipart_and_its_limits(client: httpx2.Client) -> None:
     files = [("image", (f"{i}.jpg", jpeg(), "image/jpeg")) for i in range(3)]
     r = client.post("/v1/describe/batch", headers=AUTH, files=files, data={"style": "natural"})
     assert r.status_code == 200, r.text
@@ -290,7 +290,7 @@ def test_batch_multipart_and_its_limits(client: httpx.Client) -> None:
     assert many.status_code == 413 and "at most 64" in many.json()["detail"]
 
 
-def test_health_readiness_metrics_and_docs_need_no_key(client: httpx.Client) -> None:
+def test_health_readiness_metrics_and_docs_need_no_key(client: httpx2.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["model_version"] == "fake-1"
@@ -329,8 +329,8 @@ def test_overload_answers_503_with_retry_after_then_recovers() -> None:
     slow = FakeDescriber(delay=0.3)
     app = create_app(slow, settings(api_key=None, max_batch=1, max_wait_ms=0, queue_size=2))
 
-    async def burst(url: str) -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
+    async def burst(url: str) -> list[httpx2.Response]:
+        async with httpx2.AsyncClient(base_url=url, timeout=30) as ac:
             return await asyncio.gather(*(ac.post("/v1/describe", **multipart(jpeg())) for _ in range(12)))
 
     with uvicorn_server(app) as url:
@@ -340,15 +340,15 @@ def test_overload_answers_503_with_retry_after_then_recovers() -> None:
         rejected = next(r for r in responses if r.status_code == 503)
         assert rejected.json()["error"] == "overloaded" and "queue full" in rejected.json()["detail"]
         assert int(rejected.headers["retry-after"]) >= 1
-        assert httpx.post(f"{url}/v1/describe", **multipart(jpeg()), timeout=30).status_code == 200
+        assert httpx2.post(f"{url}/v1/describe", **multipart(jpeg()), timeout=30).status_code == 200
 
 
 def test_deadline_passed_in_queue_is_503_and_not_computed() -> None:
     slow = FakeDescriber(delay=0.4)
     app = create_app(slow, settings(api_key=None, max_batch=1, max_wait_ms=0, request_timeout_ms=100))
 
-    async def two(url: str) -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as ac:
+    async def two(url: str) -> list[httpx2.Response]:
+        async with httpx2.AsyncClient(base_url=url, timeout=30) as ac:
             first = asyncio.create_task(ac.post("/v1/describe", **multipart(jpeg())))
             await asyncio.sleep(0.15)
             return [await ac.post("/v1/describe", **multipart(jpeg())), await first]
@@ -376,7 +376,7 @@ def test_real_tiny_model_behind_uvicorn_describes_in_both_styles(tmp_path: Path)
     describer = Describer.tiny(seed=0)
     with open_store(tmp_path / "events.db") as store:
         app = create_app(describer, settings(api_key=None, max_batch=8, max_wait_ms=20), store)
-        with uvicorn_server(app) as url, httpx.Client(base_url=url, timeout=60) as hc:
+        with uvicorn_server(app) as url, httpx2.Client(base_url=url, timeout=60) as hc:
             compact = hc.post("/v1/describe", **multipart(jpeg(), event_id="t1", camera_id="c1"))
             natural = hc.post("/v1/describe", json={"image_base64": b64(png_bytes()), "style": "natural"})
             batch = hc.post("/v1/describe/batch", files=[("image", (f"{i}.jpg", jpeg(), "image/jpeg")) for i in range(3)])
@@ -406,10 +406,10 @@ def test_shutdown_finishes_requests_in_flight() -> None:
     """What SIGTERM does to `personvlm serve`: stop accepting, finish what is running, then exit."""
     slow = FakeDescriber(delay=0.5)
     app = create_app(slow, settings(api_key=None, max_batch=4, max_wait_ms=0))
-    responses: list[httpx.Response] = []
+    responses: list[httpx2.Response] = []
     with uvicorn_server(app) as url:
         sender = threading.Thread(
-            target=lambda: responses.append(httpx.post(f"{url}/v1/describe", **multipart(jpeg()), timeout=30))
+            target=lambda: responses.append(httpx2.post(f"{url}/v1/describe", **multipart(jpeg()), timeout=30))
         )
         sender.start()
         deadline = time.monotonic() + 20

@@ -2,7 +2,7 @@
 clients, and what dynamic batching buys over ``max_batch=1`` -- measured in one run.
 
 The server runs in its own process (``personvlm serve`` on a free loopback port), so the
-load generator (httpx async clients, in this process) never competes with it for the GIL. Each
+load generator (httpx2 async clients, in this process) never competes with it for the GIL. Each
 measurement sends a fixed number of requests after a warm-up, so every loop is bounded.
 """
 
@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -81,12 +81,12 @@ _SERVER_METRICS = (
 )
 
 
-async def _server_metrics(client: httpx.AsyncClient) -> dict[str, float]:
+async def _server_metrics(client: httpx2.AsyncClient) -> dict[str, float]:
     """Batch-size totals, process CPU seconds and RSS from the server's Prometheus metrics
     (whichever it exports; empty when /metrics cannot be read)."""
     try:
         text = (await client.get("/metrics")).text
-    except httpx.HTTPError:
+    except httpx2.HTTPError:
         return {}
     values = {}
     for line in text.splitlines():
@@ -143,15 +143,15 @@ async def measure(
     add each request's time (and the server's batch sizes) to ``samples``."""
     samples = samples if samples is not None else Samples()
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout_s, limits=limits) as client:
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx2.AsyncClient(base_url=url, headers=headers, timeout=timeout_s, limits=limits) as client:
         files = {"image": ("person.jpg", image, "image/jpeg")}
 
         async def post() -> tuple[float, bool]:
             start = time.perf_counter()
             try:
                 ok = (await client.post("/v1/describe", files=files, data={"style": style})).status_code == 200
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 ok = False
             return time.perf_counter() - start, ok
 
@@ -219,9 +219,9 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None
             tail = log_path.read_text(errors="replace")[-2000:]
             raise BenchError(f"server exited with status {proc.returncode} before it was ready:\n{tail}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx2.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             pass
         time.sleep(0.2)
     raise BenchError(f"server at {url} not ready after {READY_TIMEOUT_S:.0f} s (log: {log_path})")
