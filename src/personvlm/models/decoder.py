@@ -93,10 +93,15 @@ def _causal_mask(new: int, past: int, device: torch.device) -> Tensor | None:
 
 
 class DecoderLayer(nn.Module):
-    """Pre-LN block: x += SelfAttn(LN x); x += CrossAttn(LN x, visual); x += MLP(LN x)."""
+    """Pre-LN block: x += SelfAttn(LN x); x += CrossAttn(LN x, visual); x += MLP(LN x).
 
-    def __init__(self, width: int, heads: int, mlp_ratio: int, dropout: float) -> None:
+    ``causal=False`` lets every position see every other one: the attribute heads' query blocks
+    (``heads.AttributeHeads``), whose queries have no order, are this block without the mask.
+    """
+
+    def __init__(self, width: int, heads: int, mlp_ratio: int, dropout: float, causal: bool = True) -> None:
         super().__init__()
+        self.causal = causal
         self.ln_self = nn.LayerNorm(width)
         self.self_attn = Attention(width, heads, dropout)
         self.ln_cross = nn.LayerNorm(width)
@@ -116,7 +121,9 @@ class DecoderLayer(nn.Module):
             v = torch.cat([cache.self_v, v], dim=2)
         cache.self_k, cache.self_v = k, v
         new = x.shape[1]
-        if past == 0 and new > 1:
+        if not self.causal:
+            x = x + self.self_attn.attend(h, k, v)
+        elif past == 0 and new > 1:
             x = x + self.self_attn.attend(h, k, v, causal=True)
         else:
             x = x + self.self_attn.attend(h, k, v, mask=_causal_mask(new, past, x.device))
