@@ -221,21 +221,17 @@ def refit_heads(
     `personvlm model calibrate OUT VAL` (thresholds are not carried over) and, for the fast CPU path,
     `personvlm model export-onnx OUT`.
     """
-    import shlex
-    import sys
-
     from personvlm.data.msp60k import DatasetError, load_jsonl
     from personvlm.training.head_refit import RefitConfig
     from personvlm.training.head_refit import refit_heads as run_refit
-    from personvlm.training.trainer import TrainingError
+    from personvlm.training.trainer import TrainingError, invoked_command
 
     cfg = RefitConfig(layers=layers, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, flip=flip,
                       seed=seed)
-    command = " ".join(shlex.quote(a) for a in ["personvlm", *sys.argv[1:]])
     try:
         train_records = [record for path in data for record in load_jsonl(path, image_root)]
         val_records = load_jsonl(val, image_root)
-        best = run_refit(source, train_records, val_records, out, cfg, command, cache_dir)
+        best = run_refit(source, train_records, val_records, out, cfg, invoked_command(), cache_dir)
     except DatasetError as exc:
         for line in exc.errors[:20]:
             typer.echo(line, err=True)

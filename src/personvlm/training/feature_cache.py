@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from personvlm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, letterbox, to_tensor
 from personvlm.imageio import load_image
 from personvlm.models.encoders import ENCODE_CHUNK, Encoder, fused_for_inference
+from personvlm.models.personvlm import PersonVLM
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +59,40 @@ def images_fingerprint(paths: Sequence[Path]) -> str:
     return h.hexdigest()[:20]
 
 
+def _letterbox_cache(root: Path, fingerprinted: nn.Module, encode: Callable[[Tensor], list[Tensor]],
+                     image_size: tuple[int, int], what: dict[str, Any], device: str) -> FeatureCache:
+    """A cache of ``encode``'s output on the shared letterbox preprocessing at ``image_size``, keyed
+    by ``fingerprinted``'s weights, the preprocessing and ``what`` (which output is stored)."""
+    preprocess = {"image_size": list(image_size), "resize": "letterbox-bilinear", "mean": list(IMAGENET_MEAN),
+                  "std": list(IMAGENET_STD), **what}
+    cpu = torch.device(device).type == "cpu"
+    return FeatureCache(root, fingerprinted, preprocess, lambda img: to_tensor(letterbox(img, image_size)),
+                        batch_size=64, device=device, encode=encode, chunk=ENCODE_CHUNK if cpu else 64)
+
+
+def _serving_encoder(encoder: Encoder, device: str) -> Encoder:
+    """The BatchNorm-folded copy the Describer serves with (channels-last on CPU): the same maps to
+    float rounding, ~6x faster on CPU than the training module at batch 64 (measured: 60 -> 375
+    images/s for Lite0 up to stage 4). Cache keys stay those of the training weights."""
+    cpu = torch.device(device).type == "cpu"
+    return fused_for_inference(encoder).to(device, memory_format=torch.channels_last if cpu else torch.contiguous_format)
+
+
 def cache_for_model(root: Path, encoder: Encoder, image_size: tuple[int, int], device: str = "cpu") -> FeatureCache:
     """The cache of ``encoder.frozen_part`` with the shared letterbox preprocessing at ``image_size``."""
-    preprocess = {"image_size": list(image_size), "resize": "letterbox-bilinear", "mean": list(IMAGENET_MEAN),
-                  "std": list(IMAGENET_STD), "frozen_stages": encoder.frozen_stages, "taps": list(encoder.taps)}
-    # Computed with a BatchNorm-folded, channels-last copy in chunks, as the Describer serves: the
-    # same maps to float rounding, ~6x faster on CPU than the training module at batch 64 (measured:
-    # 60 -> 375 images/s for Lite0 up to stage 4). The fingerprint stays that of the training weights.
-    cpu = torch.device(device).type == "cpu"
-    fused = fused_for_inference(encoder).to(device, memory_format=torch.channels_last if cpu else torch.contiguous_format)
-    return FeatureCache(root, encoder, preprocess, lambda img: to_tensor(letterbox(img, image_size)),
-                        batch_size=64, device=device, encode=fused.frozen_part, chunk=ENCODE_CHUNK if cpu else 64)
+    fused = _serving_encoder(encoder, device)
+    return _letterbox_cache(root, encoder, fused.frozen_part, image_size,
+                            {"frozen_stages": encoder.frozen_stages, "taps": list(encoder.taps)}, device)
+
+
+def token_cache_for_model(root: Path, model: PersonVLM, device: str = "cpu") -> FeatureCache:
+    """The cache of ``model``'s visual tokens, keyed by the encoder's and the token projection's
+    weights: what ``personvlm model refit-heads`` trains heads on (a second refit of the same model
+    on the same images reads them back instead of encoding again)."""
+    fused = _serving_encoder(model.encoder, device)
+    frozen = nn.ModuleDict({"encoder": model.encoder, "visual_tokens": model.visual_tokens})
+    return _letterbox_cache(root, frozen, lambda x: [model.visual_tokens(fused(x))], model.config.image_size,
+                            {"output": "visual_tokens"}, device)
 
 
 class FeatureCache:

@@ -10,7 +10,7 @@ structured answers and compact captions follow the new heads, and a natural capt
 contradicts them is replaced by the structure's own sentence, as always (``Describer``).
 
 The new heads' pool, queries and classifiers start from the source model's heads; ``layers`` query
-blocks (``heads.QueryBlock``) are added fresh. The loss, class balancing (by the new data's value
+blocks (``heads.AttributeHeads``) are added fresh. The loss, class balancing (by the new data's value
 shares, stored as ``head_priors``), schedule and selection are those of ``personvlm train``. The
 source's ``unknown`` thresholds belong to its heads, so the result has none: calibrate it.
 """
@@ -31,18 +31,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 
 from personvlm.data.msp60k import Record
-from personvlm.data.transforms import IMAGENET_MEAN, IMAGENET_STD, letterbox, to_tensor
 from personvlm.imageio import ImageError
 from personvlm.models.checkpoint import CARD_FILE, load_checkpoint, save_checkpoint, weights_digest
 from personvlm.models.config import ConfigError
-from personvlm.models.encoders import ENCODE_CHUNK, fused_for_inference
 from personvlm.models.heads import balance_weights, head_losses
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema import ATTRIBUTES
+from personvlm.training.config import OptimConfig
 from personvlm.training.curves import append_metrics, plot_curves, read_metrics
 from personvlm.training.dataset import head_targets, labels_of, value_priors
-from personvlm.training.feature_cache import FeatureCache
-from personvlm.training.trainer import CURVES_FILE, METRICS_FILE, TrainingError, lr_lambda
+from personvlm.training.feature_cache import FeatureCache, token_cache_for_model
+from personvlm.training.trainer import CURVES_FILE, METRICS_FILE, TrainingError, lr_lambda, param_groups
 from personvlm.training.validation import confusion_counts, ma_from_counts
 
 
@@ -78,20 +77,6 @@ def _progress(console: Console) -> Progress:
                     TimeRemainingColumn(), console=console, transient=True)
 
 
-def token_cache(root: Path, model: PersonVLM) -> FeatureCache:
-    """A ``FeatureCache`` of ``model``'s visual tokens: keyed by the encoder's and the visual tokens'
-    weights and the preprocessing, so a second refit of the same model on the same images (other
-    layers, learning rate, epochs) reads them from disk instead of encoding again."""
-    size = model.config.image_size
-    frozen = nn.ModuleDict({"encoder": model.encoder, "visual_tokens": model.visual_tokens})
-    preprocess = {"output": "visual_tokens", "image_size": list(size), "resize": "letterbox-bilinear",
-                  "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    # The BatchNorm-folded channels-last encoder the Describer serves with (cache_for_model's reason).
-    fused = fused_for_inference(model.encoder).to(memory_format=torch.channels_last)
-    return FeatureCache(root, frozen, preprocess, lambda img: to_tensor(letterbox(img, size)), batch_size=64,
-                        encode=lambda x: [model.visual_tokens(fused(x))], chunk=ENCODE_CHUNK)
-
-
 def cached_tokens(cache: FeatureCache, records: Sequence[Record], flip: bool, label: str) -> Tensor:
     """``[N, tokens, width]`` float16 tokens of the records' images (mirrored with ``flip``); an
     unreadable image stops the refit naming it (its labels would otherwise silently drop out)."""
@@ -110,7 +95,8 @@ def stacked_targets(records: Sequence[Record]) -> dict[str, Tensor]:
 def refit_model(source: PersonVLM, train_records: Sequence[Record], layers: int) -> PersonVLM:
     """A copy of ``source`` with new heads of ``layers`` query blocks, balanced on ``train_records``.
 
-    Every weight outside the heads is the source's; the heads' pool, queries and classifiers too.
+    Every weight outside the heads is the source's, and frozen; the heads' pool, queries and
+    classifiers start from the source's too.
     """
     config = dataclasses.replace(source.config, head_layers=layers, unknown_thresholds={},
                                  head_priors=value_priors(labels_of(r) for r in train_records))
@@ -120,6 +106,8 @@ def refit_model(source: PersonVLM, train_records: Sequence[Record], layers: int)
     if unexpected or not set(missing) <= fresh:  # only the new blocks may be missing
         raise TrainingError(f"source heads do not fit the refit (missing {sorted(set(missing) - fresh)}, "
                             f"unexpected {sorted(unexpected)})")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith("heads."))
     return model
 
 
@@ -179,23 +167,21 @@ def refit_heads(source_dir: Path, train_records: Sequence[Record], val_records: 
     model_version = f"{source_dir.name}-{weights_digest(source_dir)}"
     console.print(f"refitting the heads of {model_version}")
     model = refit_model(source, train_records, cfg.layers)
-    cache = token_cache(cache_dir, source.eval())
-    with torch.inference_mode():
-        views = [cached_tokens(cache, train_records, False, "train")]
-        if cfg.flip:
-            views.append(cached_tokens(cache, train_records, True, "train (flipped)"))
+    cache = token_cache_for_model(cache_dir, source.eval())
+    flips = (False, True) if cfg.flip else (False,)
+    with torch.inference_mode():  # one tensor of all views: the per-view ones are not kept beside it
+        tokens = torch.cat([cached_tokens(cache, train_records, flip, "train (flipped)" if flip else "train")
+                            for flip in flips])
         val_tokens = cached_tokens(cache, val_records, False, "val")
-    tokens = torch.cat(views)
-    targets = {k: v.repeat(len(views), *([1] * (v.dim() - 1))) for k, v in stacked_targets(train_records).items()}
+    targets = {k: v.repeat(len(flips), *([1] * (v.dim() - 1))) for k, v in stacked_targets(train_records).items()}
     val_targets = stacked_targets(val_records)
     weights = (balance_weights(model.config.head_priors, model.config.head_balance)
                if model.config.head_balance > 0 else None)
 
     heads = model.heads.train()
-    decay = [p for p in heads.parameters() if p.ndim >= 2]
-    rest = [p for p in heads.parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
+    # refit_model left only the heads trainable; the trainer's groups put weight decay on their matrices
+    optimizer = torch.optim.AdamW(param_groups(model, OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay)),
+                                  lr=cfg.lr)
     total = math.ceil(len(tokens) / cfg.batch_size) * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_lambda(s, cfg.warmup_steps, total, cfg.min_lr_ratio))

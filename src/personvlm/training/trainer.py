@@ -109,6 +109,11 @@ class _Shard(Sampler[int]):
         return len(self.indices)
 
 
+def invoked_command() -> str:
+    """The ``personvlm ...`` command line of this process, shell-quoted, for a model card."""
+    return " ".join(shlex.quote(a) for a in ["personvlm", *sys.argv[1:]])
+
+
 def build_vocab(records: list[Record], cfg: TrainConfig) -> Vocab:
     """Words of the training captions in both styles plus every compact grammar phrase, so the
     constrained decoder can always spell any legal compact caption."""
@@ -183,7 +188,7 @@ class Trainer:
         self.out = Path(out)
         self.resume = resume
         self.hooks = hooks or Hooks()
-        self.command = command or " ".join(shlex.quote(a) for a in ["personvlm", *sys.argv[1:]])
+        self.command = command or invoked_command()
         self.console = Console(stderr=True, soft_wrap=True)
 
     # --- set-up -------------------------------------------------------------------------------
