@@ -6,8 +6,8 @@ at the upper cells and ``shoes_type`` at the bottom ones) followed by a linear c
 causal mask: self-attention among the attribute queries, cross-attention to the tokens again, an
 MLP): the queries can then look twice and share
 evidence (a hood and a jacket, shoes and their colour), which the single pool cannot. Measured
-(README, head refits): on the bundled model's tokens of 24,000 fresh renders, two blocks gave a
-synthetic test mA of 0.814 against 0.803 for the single pool refitted the same way (balanced
+(README, head refits; a throwaway script): on the bundled model's tokens of 24,000 fresh renders,
+two blocks gave a synthetic test mA of 0.814 against 0.803 for a refitted single pool (balanced
 answers), for 2.1M more parameters and ~4x the refit time (measured with the same block built
 on nn.MultiheadAttention, dropout inside the MLP).
 
