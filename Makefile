@@ -12,10 +12,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[serve,dev]'
 	touch $(STAMP)
 
-# The bundled model's ONNX graph (faster CPU inference) is derived from its weights, not committed.
+# The bundled model's ONNX graphs (faster CPU inference: visual.onnx, decoder_prefill.onnx,
+# decoder_step.onnx, written together) are derived from its weights, not committed.
 ONNX := models/default/visual.onnx
 
-$(ONNX): $(STAMP) models/default/model.safetensors src/personvlm/models/onnx_visual.py
+$(ONNX): $(STAMP) models/default/model.safetensors src/personvlm/models/onnx_graphs.py \
+		src/personvlm/models/onnx_visual.py src/personvlm/models/onnx_decoder.py
 	$(VENV)/bin/personvlm model export-onnx models/default
 
 lint: $(STAMP)
@@ -28,4 +30,4 @@ demo: $(STAMP) $(ONNX)
 	$(VENV)/bin/personvlm demo
 
 clean:
-	rm -rf $(VENV) $(ONNX) build *.egg-info .pytest_cache .ruff_cache demo_results.html
+	rm -rf $(VENV) models/default/*.onnx build *.egg-info .pytest_cache .ruff_cache demo_results.html

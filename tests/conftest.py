@@ -98,6 +98,27 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def exported_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random model directory with its ONNX graphs (``personvlm model export-onnx``, ~35 s on
+    the slow 2-core host), shared by the ONNX tests; they copy it before changing anything."""
+    import torch
+    from typer.testing import CliRunner
+
+    from personvlm.cli import app
+    from personvlm.describer import Describer
+
+    directory = Describer.tiny(seed=4).save_pretrained(tmp_path_factory.mktemp("tiny") / "model")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = CliRunner().invoke(app, ["model", "export-onnx", str(directory)])
+    finally:
+        torch.set_num_threads(before)
+    assert result.exit_code == 0, result.output
+    return directory
+
+
 @pytest.fixture(autouse=True)
 def _root_logging_restored() -> Iterator[None]:
     """Put the root logger back after each test. ``serve``/``worker`` run under CliRunner set up JSON

@@ -151,6 +151,7 @@ def bench(
         "batch_size": batch_size,
         "threads": threads,
         "backend": describer.backend,
+        "caption_backend": describer.caption_backend,
         "calls": n,
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(_percentile(latencies, 99), 2),

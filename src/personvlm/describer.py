@@ -23,9 +23,10 @@ import logging
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -36,12 +37,14 @@ import personvlm
 from personvlm.data.transforms import preprocess
 from personvlm.data.vocab import STYLE_TOKENS, Vocab
 from personvlm.generation import GenerationConfig, generate
+from personvlm.models import onnx_decoder, onnx_visual
 from personvlm.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from personvlm.models.config import ModelConfig
 from personvlm.models.encoders import ENCODE_CHUNK, fused_for_inference
 from personvlm.models.heads import decide, value_probabilities
-from personvlm.models.onnx_visual import ONNX_FILE, OnnxVisual, OnnxVisualError
-from personvlm.models.onnx_visual import load as load_onnx_visual
+from personvlm.models.onnx_decoder import OnnxDecoder
+from personvlm.models.onnx_graphs import OnnxGraphError
+from personvlm.models.onnx_visual import OnnxVisual
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema import BY_NAME, UNKNOWN, PersonDescription, parse, to_compact, to_text
 from personvlm.schema.compact import compact_slots
@@ -50,6 +53,7 @@ MODEL_ENV = "PERSONVLM_MODEL"
 BACKENDS = ("auto", "onnx", "torch")
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def default_model_dir() -> Path:
@@ -81,17 +85,20 @@ class Describer:
     """A loaded model plus vocabulary, ready to describe decoded RGB images.
 
     ``onnx_visual``: an ONNX Runtime session that computes the visual tokens and head logits in
-    place of PyTorch (CPU only; ``from_pretrained`` picks it up from the model directory).
+    place of PyTorch; ``onnx_decoder``: the caption decoder's graphs, which decode natural captions
+    in place of PyTorch (both CPU only; ``from_pretrained`` picks them up from the model directory).
     """
 
     def __init__(self, model: PersonVLM, vocab: Vocab, device: str | torch.device = "cpu",
                  model_version: str = "unversioned", max_batch: int = 32,
-                 generation: GenerationConfig | None = None, onnx_visual: OnnxVisual | None = None) -> None:
+                 generation: GenerationConfig | None = None, onnx_visual: OnnxVisual | None = None,
+                 onnx_decoder: OnnxDecoder | None = None) -> None:
         self.device = torch.device(device)
-        if onnx_visual is not None and self.device.type != "cpu":
-            raise ValueError(f"the ONNX visual graph runs on the CPU only, not on {self.device}; use backend 'torch'")
+        if (onnx_visual is not None or onnx_decoder is not None) and self.device.type != "cpu":
+            raise ValueError(f"the ONNX graphs run on the CPU only, not on {self.device}; use backend 'torch'")
         self.model = model.to(self.device).eval()
         self._onnx_visual = onnx_visual
+        self._onnx_decoder = onnx_decoder
         # Serving copy of the encoder with BatchNorm folded in; built once, so a Describer serves
         # the weights it was given (load a new one for new weights). On CPU it runs channels-last:
         # oneDNN then needs no layout reorder around each convolution (~15-20% less CPU, measured).
@@ -114,15 +121,21 @@ class Describer:
         """What computes the visual tokens: ``onnxruntime`` or ``torch``."""
         return "onnxruntime" if self._onnx_visual is not None else "torch"
 
+    @property
+    def caption_backend(self) -> str:
+        """What decodes natural captions: ``onnxruntime`` or ``torch``."""
+        return "onnxruntime" if self._onnx_decoder is not None else "torch"
+
     # --- construction ---------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu", backend: str = "auto") -> Describer:
         """Load a model directory (``None``: the bundled ``models/default``, or ``$PERSONVLM_MODEL``).
 
-        ``backend``: ``onnx`` runs the visual half with the directory's ``visual.onnx`` (an error
-        when it is missing or was exported from other weights); ``torch`` runs it in PyTorch;
-        ``auto`` (default) takes ``onnx`` on the CPU when a graph matching the weights is there,
-        else ``torch``, with a warning when a graph is there but cannot be used.
+        ``backend``: ``onnx`` runs the visual half and the caption decoder with the directory's
+        graphs (``personvlm model export-onnx``; an error when one is missing or was exported from
+        other weights); ``torch`` runs them in PyTorch; ``auto`` (default) takes each graph on the
+        CPU when the directory has an export (``visual.onnx``) and the graph matches the weights,
+        else PyTorch, with a warning when a graph is missing from the export or cannot be used.
         """
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -134,8 +147,12 @@ class Describer:
             )
         model, vocab = load_checkpoint(directory, device)
         digest = weights_digest(directory)
+        visual = _onnx_graphs_for(directory, device, backend, "the visual tokens",
+                                  lambda: onnx_visual.load(directory, digest))
+        decoder = _onnx_graphs_for(directory, device, backend, "captions",
+                                   lambda: onnx_decoder.load(directory, digest, model.config.max_len))
         return cls(model, vocab, device, model_version=f"{directory.name}-{digest}",
-                   onnx_visual=_onnx_visual_for(directory, digest, device, backend))
+                   onnx_visual=visual, onnx_decoder=decoder)
 
     @classmethod
     def tiny(cls, seed: int = 0) -> Describer:
@@ -214,24 +231,26 @@ class Describer:
             return [to_compact(s) for s in structures]
         prompt = [self.vocab.bos_id, self.vocab.style_id(style)]
         budget = min(self.generation.max_new_tokens, self.config.max_len - len(prompt))
-        ids = generate(self.model, visual, prompt, replace(self.generation, max_new_tokens=budget))
+        decoder = self._onnx_decoder.decode if self._onnx_decoder is not None else self.model
+        ids = generate(decoder, visual, prompt, replace(self.generation, max_new_tokens=budget))
         texts = [sentence_case(self.vocab.decode(row)) for row in ids]
         return [text if not contradicts(text, s) else to_text(s, "natural")
                 for text, s in zip(texts, structures, strict=True)]
 
 
-def _onnx_visual_for(directory: Path, digest: str, device: str, backend: str) -> OnnxVisual | None:
-    """The ONNX visual graph ``backend`` asks for (see ``Describer.from_pretrained``), or None."""
+def _onnx_graphs_for(directory: Path, device: str, backend: str, what: str, load: Callable[[], T]) -> T | None:
+    """``load()``, the graphs for ``what`` that ``backend`` asks for (see
+    ``Describer.from_pretrained``), or None for PyTorch."""
     if backend == "torch":
         return None
     if backend == "onnx":
-        return load_onnx_visual(directory, digest)
-    if torch.device(device).type != "cpu" or not (directory / ONNX_FILE).is_file():
-        return None
+        return load()
+    if torch.device(device).type != "cpu" or not (directory / onnx_visual.ONNX_FILE).is_file():
+        return None  # no export in the directory: PyTorch, nothing to warn about
     try:
-        return load_onnx_visual(directory, digest)
-    except OnnxVisualError as exc:
-        log.warning("using PyTorch for the visual tokens: %s", exc)
+        return load()
+    except OnnxGraphError as exc:
+        log.warning("using PyTorch for %s: %s", what, exc)
         return None
 
 
