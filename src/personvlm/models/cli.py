@@ -164,7 +164,6 @@ def export_onnx(
     from personvlm.describer import Describer
     from personvlm.models import onnx_decoder, onnx_visual
     from personvlm.models.checkpoint import weights_digest
-    from personvlm.models.onnx_graphs import Graph
 
     try:
         describer = Describer.from_pretrained(model, backend="torch")
@@ -180,7 +179,8 @@ def export_onnx(
         difference = onnx_visual.max_difference(onnx_visual.OnnxVisual(staged[0]), describer.model)
         if difference <= tolerance:
             onnx_decoder.export(describer.model, staged[1], staged[2], digest)
-            decoder = onnx_decoder.OnnxDecoder(Graph(staged[1]), Graph(staged[2]), max_len)
+            decoder = onnx_decoder.OnnxDecoder(onnx_decoder.DecoderGraph(staged[1]), onnx_decoder.DecoderGraph(staged[2]),
+                                               max_len)
             difference = max(difference, onnx_decoder.max_difference(decoder, describer.model))
     except Exception as exc:  # the exporter raises many types; say what failed instead of a traceback
         for path in staged:

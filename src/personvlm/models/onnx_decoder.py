@@ -106,6 +106,12 @@ def export(model: PersonVLM, prefill_path: str | Path, step_path: str | Path, di
     return prefill, step
 
 
+class DecoderGraph(Graph):
+    """A decoder graph: its inputs grow by a token per step, so no memory arena (``Graph``)."""
+
+    arena = False
+
+
 def _array(t: Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy())
 
@@ -114,7 +120,7 @@ class OnnxDecoder:
     """``decode(input_ids, visual, cache) -> (logits, cache)`` like ``PersonVLM.decode``, computed by
     the prefill and step graphs; pass ``decode`` to ``generation.generate``."""
 
-    def __init__(self, prefill: Graph, step: Graph, max_len: int) -> None:
+    def __init__(self, prefill: DecoderGraph, step: DecoderGraph, max_len: int) -> None:
         self.prefill, self.step, self.max_len = prefill, step, max_len
 
     def decode(self, input_ids: Tensor, visual: Tensor, cache: KVCache | None = None) -> tuple[Tensor, KVCache]:
@@ -142,8 +148,8 @@ class OnnxDecoder:
 
 def load(directory: str | Path, digest: str, max_len: int) -> OnnxDecoder:
     """``directory``'s decoder graphs, checked to come from the weights whose digest is ``digest``."""
-    return OnnxDecoder(load_graph(directory, PREFILL_FILE, digest, PREFILL_FORMAT, Graph),
-                       load_graph(directory, STEP_FILE, digest, STEP_FORMAT, Graph), max_len)
+    return OnnxDecoder(load_graph(directory, PREFILL_FILE, digest, PREFILL_FORMAT, DecoderGraph),
+                       load_graph(directory, STEP_FILE, digest, STEP_FORMAT, DecoderGraph), max_len)
 
 
 def max_difference(graphs: OnnxDecoder, model: PersonVLM, batch: int = 3, prompt: int = 3) -> float:
