@@ -39,6 +39,7 @@ class FakeDescriber:
 
     model_version = "fake-1"
     backend = "torch"
+    caption_backend = "onnxruntime"
     max_batch = 32
 
     def __init__(self, delay: float = 0.0) -> None:
@@ -294,7 +295,7 @@ def test_health_readiness_metrics_and_docs_need_no_key(client: httpx2.Client) ->
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["model_version"] == "fake-1"
-    assert ready.json()["backend"] == "torch"
+    assert ready.json()["backend"] == "torch" and ready.json()["caption_backend"] == "onnxruntime"
     client.post("/v1/describe", headers=AUTH, **multipart(jpeg()))
     client.post("/v1/describe", headers=AUTH, content=b"x")
     metrics = client.get("/metrics")

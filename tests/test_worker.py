@@ -36,6 +36,7 @@ class FakeDescriber:
 
     model_version = "fake-1"
     backend = "torch"
+    caption_backend = "torch"
 
     def __init__(self) -> None:
         self.batch_sizes: list[int] = []

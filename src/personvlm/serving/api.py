@@ -267,7 +267,7 @@ def readiness(service: Service) -> tuple[int, Health]:
         return 503, Health(status="unavailable", detail="the batcher is not running (starting or shutting down)")
     return 200, Health(
         status="ready", model_version=service.describer.model_version, backend=service.describer.backend,
-        queue_depth=service.batcher.queue_depth,
+        caption_backend=service.describer.caption_backend, queue_depth=service.batcher.queue_depth,
     )
 
 
@@ -343,7 +343,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.batcher.start()
         fields = {
-            "model_version": describer.model_version, "backend": describer.backend, "max_batch": service.batcher.max_batch,
+            "model_version": describer.model_version, "backend": describer.backend,
+            "caption_backend": describer.caption_backend, "max_batch": service.batcher.max_batch,
             "max_wait_ms": settings.max_wait_ms, "queue_size": settings.queue_size, "auth": bool(settings.api_key),
             "store": store is not None,
         }

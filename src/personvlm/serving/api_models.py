@@ -93,6 +93,7 @@ class Health(BaseModel):
     status: str
     model_version: str | None = None
     backend: str | None = Field(None, description="What computes the visual tokens: onnxruntime or torch")
+    caption_backend: str | None = Field(None, description="What decodes natural captions: onnxruntime or torch")
     queue_depth: int | None = None
     detail: str | None = None
 

@@ -126,7 +126,7 @@ class QueueWorker:
         log.info("worker started", extra={"fields": {
             "consumer": self.options.consumer, "stream": self.options.stream, "group": self.options.group,
             "store": self.store.url, "model_version": self.describer.model_version,
-            "backend": self.describer.backend}})
+            "backend": self.describer.backend, "caption_backend": self.describer.caption_backend}})
         self._drain_own_pending()
         while not self._stop.is_set():
             try:
