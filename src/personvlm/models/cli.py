@@ -155,8 +155,8 @@ def export_onnx(
     caption decoder's decoder_prefill.onnx and decoder_step.onnx.
 
     A Describer on the CPU then computes them with ONNX Runtime (visual: 1.5-2x PyTorch's speed on 2
-    cores; natural captions: ~2.5x, README); the answer rule (prior correction, thresholds) stays in
-    PyTorch, so calibration does not touch the graphs. The graphs record the digest of
+    cores; natural captions: 1.7-1.9x at batch 1, README); the answer rule (prior correction,
+    thresholds) stays in PyTorch, so calibration does not touch the graphs. The graphs record the digest of
     model.safetensors: after retraining or re-exporting the weights old graphs are ignored (with a
     warning) until this command is run again. The new graphs are checked against PyTorch on random
     inputs before they replace the old ones.
