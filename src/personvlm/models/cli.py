@@ -174,6 +174,11 @@ def export_onnx(
     staged = [target.with_name(f".{target.name}.tmp") for target in targets]
     typer.echo(f"exporting {model} to ONNX (tracing the encoder and the decoder takes ~1 min on 2 cores)", err=True)
     digest, max_len = weights_digest(model), describer.config.max_len
+
+    def discard_staged() -> None:
+        for path in staged:
+            path.unlink(missing_ok=True)
+
     try:  # writing each graph and reading it back: a failure leaves no staging file behind
         onnx_visual.export(describer.model, staged[0], digest)
         difference = onnx_visual.max_difference(onnx_visual.OnnxVisual(staged[0]), describer.model)
@@ -183,13 +188,11 @@ def export_onnx(
                                                max_len)
             difference = max(difference, onnx_decoder.max_difference(decoder, describer.model))
     except Exception as exc:  # the exporter raises many types; say what failed instead of a traceback
-        for path in staged:
-            path.unlink(missing_ok=True)
+        discard_staged()
         typer.echo(f"error: cannot export {model} to ONNX: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
     if difference > tolerance:
-        for path in staged:
-            path.unlink(missing_ok=True)
+        discard_staged()
         typer.echo(f"error: the ONNX graphs differ from PyTorch by {difference:.2e} (> {tolerance:g}); "
                    f"the graphs in {model} left as they were", err=True)
         raise typer.Exit(1)

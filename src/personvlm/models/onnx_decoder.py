@@ -24,6 +24,7 @@ both backends; a test shows both decode the same tokens. Both graphs record the 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,12 @@ def _flatten(cache: KVCache, parts: tuple[str, ...] = CACHE_PARTS) -> list[Tenso
     return [getattr(layer, part) for layer in cache.layers for part in parts]
 
 
+def _unflatten(tensors: Sequence[Tensor]) -> KVCache:
+    """``_flatten``'s inverse: a cache from its tensors, layer by layer in ``CACHE_PARTS`` order."""
+    n = len(CACHE_PARTS)
+    return KVCache([LayerCache(*tensors[i:i + n]) for i in range(0, len(tensors), n)])
+
+
 class _Prefill(nn.Module):
     """Prompt ids and visual tokens -> logits and the whole cache (layer by layer, ``CACHE_PARTS``)."""
 
@@ -69,8 +76,7 @@ class _Step(nn.Module):
         self.decoder = copy.deepcopy(decoder)
 
     def forward(self, input_ids: Tensor, *past: Tensor) -> tuple[Tensor, ...]:
-        n = len(CACHE_PARTS)
-        cache = KVCache([LayerCache(*past[i:i + n]) for i in range(0, len(past), n)])
+        cache = _unflatten(past)
         # The cross-attention keys/values are in the cache, so the visual tokens are not needed.
         logits, cache = self.decoder(input_ids, None, cache)  # type: ignore[arg-type]
         return (logits, *_flatten(cache, ("self_k", "self_v")))
@@ -134,9 +140,7 @@ class OnnxDecoder:
             if new < 2:
                 raise ValueError("the ONNX decoder starts from a prompt of 2 tokens or more (<bos> and the style)")
             logits, *parts = self.prefill.run({"input_ids": ids, "visual": _array(visual.float())})
-            tensors = [torch.from_numpy(p) for p in parts]
-            n = len(CACHE_PARTS)
-            return torch.from_numpy(logits), KVCache([LayerCache(*tensors[i:i + n]) for i in range(0, len(tensors), n)])
+            return torch.from_numpy(logits), _unflatten([torch.from_numpy(p) for p in parts])
         if new != 1:
             raise ValueError(f"the ONNX decoder takes one token per step after the prompt, not {new}")
         feeds = dict(zip(self.step.input_names, [ids, *(_array(t) for t in _flatten(cache))], strict=True))
@@ -159,13 +163,13 @@ def max_difference(graphs: OnnxDecoder, model: PersonVLM, batch: int = 3, prompt
     rng = torch.Generator().manual_seed(1)
     visual = torch.randn(batch, cfg.grid[0] * cfg.grid[1], cfg.width, generator=rng)
     ids = torch.randint(0, cfg.vocab_size, (batch, prompt + 1), generator=rng)
+    # A step replaces a layer's keys/values with new tensors, so the prompt's stay as they were.
     got_first, got_cache = graphs.decode(ids[:, :prompt], visual)
-    got_first = got_first.clone()  # the step below grows the cache in place; keep the prompt's results
-    got_prompt_kv = [t.clone() for t in _flatten(got_cache)]
+    got_prompt_kv = _flatten(got_cache)
     got_next, got_cache = graphs.decode(ids[:, prompt:], visual, got_cache)
     with torch.inference_mode():
         first, cache = model.decode(ids[:, :prompt], visual)
-        prompt_kv = [t.clone() for t in _flatten(cache)]
+        prompt_kv = _flatten(cache)
         nxt, cache = model.decode(ids[:, prompt:], visual, cache)
     pairs = [(got_first, first), (got_next, nxt), *zip(got_prompt_kv, prompt_kv, strict=True),
              *zip(_flatten(got_cache), _flatten(cache), strict=True)]
