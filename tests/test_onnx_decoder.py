@@ -115,3 +115,20 @@ def test_decoder_graphs_of_other_weights_are_not_used(exported_tiny: Path, tmp_p
     assert "exported from other weights" in caplog.text
     with pytest.raises(OnnxGraphError, match="exported from other weights"):
         Describer.from_pretrained(other, backend="onnx")
+
+
+def test_export_refuses_decoder_graphs_that_disagree_and_keeps_the_old_ones(exported_tiny: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from personvlm.cli import app
+
+    directory = tmp_path / "model"
+    shutil.copytree(exported_tiny, directory)
+    before = {p.name: p.read_bytes() for p in directory.glob("*.onnx")}
+    monkeypatch.setattr(onnx_decoder, "max_difference", lambda graphs, model: 0.5)
+    result = CliRunner().invoke(app, ["model", "export-onnx", str(directory)])
+    assert result.exit_code == 1
+    assert "differ from PyTorch by 5.00e-01" in result.output
+    assert {p.name: p.read_bytes() for p in directory.glob("*.onnx")} == before  # all three kept
+    assert [p.name for p in directory.iterdir() if p.name.startswith(".")] == []  # no staging file left
