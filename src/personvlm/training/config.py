@@ -59,7 +59,7 @@ class OptimConfig:
     min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0
     grad_accum: int = 1
-    amp: bool = True  # mixed precision; only ever used on CUDA
+    amp: bool = True  # mixed precision where native: float16 on CUDA, bfloat16 on AMX/AVX512-BF16 CPUs
     patience: int = 3  # early stopping: epochs without improvement of ``select_on``
     select_on: str = "val_loss"  # model selection + early stopping: val_loss (lower) or val_head_ma (higher)
     seed: int = 0

@@ -55,6 +55,7 @@ from personvlm.training.ddp import (
     shutdown,
 )
 from personvlm.training.feature_cache import cache_for_model
+from personvlm.training.precision import autocast_dtype
 from personvlm.training.validation import to_device, validate
 
 log = logging.getLogger(__name__)
@@ -287,8 +288,8 @@ class Trainer:
         total_steps = steps_per_epoch * tc.epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_lambda(s, tc.warmup_steps, total_steps, tc.min_lr_ratio))
-        use_amp = tc.amp and ctx.device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        amp_dtype = autocast_dtype(ctx.device, tc.amp)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bfloat16 needs no scaling
 
         state = LoopState()
         if self.resume:
@@ -304,14 +305,15 @@ class Trainer:
             n_train = sum(p.numel() for p in trainable)
             self.console.print(f"training on {ctx.device} x{ctx.world_size}: {len(train_ds)} train / {len(val_ds)} "
                                f"val samples, {steps_per_epoch} steps/epoch, {n_train / 1e6:.2f}M trainable params, "
-                               f"features {'cached' if feats is not None else 'computed per batch'}")
+                               f"features {'cached' if feats is not None else 'computed per batch'}, "
+                               f"{str(amp_dtype or torch.float32).removeprefix('torch.')} compute")
 
         while state.epoch < tc.epochs and state.bad_epochs < tc.patience:
             epoch = state.epoch
             sampler.set_epoch(epoch)
             train_ds.set_epoch(epoch)
             t0 = time.perf_counter()
-            train_loss, skipped = self._train_epoch(net, train_dl, optimizer, scheduler, scaler, state, ctx, use_amp)
+            train_loss, skipped = self._train_epoch(net, train_dl, optimizer, scheduler, scaler, state, ctx, amp_dtype)
             seconds = time.perf_counter() - t0
             val = validate(model, val_dl, ctx)
             state.epoch += 1
@@ -346,7 +348,7 @@ class Trainer:
 
     def _train_epoch(self, net: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                      scheduler: Any, scaler: torch.amp.GradScaler, state: LoopState, ctx: DistContext,
-                     use_amp: bool) -> tuple[float, int]:
+                     amp_dtype: torch.dtype | None) -> tuple[float, int]:
         """One pass; returns (mean loss of the batches used, batches skipped for NaN/Inf)."""
         tc = self.cfg.train
         net.train()
@@ -362,7 +364,7 @@ class Trainer:
                 boundary = (i + 1) % tc.grad_accum == 0 or i + 1 == n
                 sync = contextlib.nullcontext() if boundary or not ctx.distributed else net.no_sync()
                 with sync:
-                    with torch.autocast(ctx.device.type, dtype=torch.float16, enabled=use_amp):
+                    with torch.autocast(ctx.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                         loss = net(batches)
                     # Every process must agree to skip, or DDP's all-reduce would wait forever.
                     bad = all_reduce_sum(torch.tensor([float(not torch.isfinite(loss))], device=ctx.device), ctx)
