@@ -38,7 +38,7 @@ from personvlm.data.transforms import preprocess
 from personvlm.data.vocab import STYLE_TOKENS, Vocab
 from personvlm.generation import GenerationConfig, generate
 from personvlm.models import onnx_decoder, onnx_visual
-from personvlm.models.checkpoint import load_checkpoint, save_checkpoint, weights_digest
+from personvlm.models.checkpoint import load_checkpoint, model_version, save_checkpoint, weights_digest
 from personvlm.models.config import ModelConfig
 from personvlm.models.encoders import ENCODE_CHUNK, fused_for_inference
 from personvlm.models.heads import decide, value_probabilities
@@ -151,7 +151,7 @@ class Describer:
                                   lambda: onnx_visual.load(directory, digest))
         decoder = _onnx_graphs_for(directory, device, backend, "captions",
                                    lambda: onnx_decoder.load(directory, digest, model.config.max_len))
-        return cls(model, vocab, device, model_version=f"{directory.name}-{digest}",
+        return cls(model, vocab, device, model_version=model_version(directory, digest),
                    onnx_visual=visual, onnx_decoder=decoder)
 
     @classmethod

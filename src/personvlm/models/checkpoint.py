@@ -83,3 +83,9 @@ def weights_digest(directory: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:12]
+
+
+def model_version(directory: str | Path, digest: str | None = None) -> str:
+    """``<directory name>-<weights digest>``: the version every output of a model directory carries
+    (``digest``, when the caller has already hashed the weights, saves reading them twice)."""
+    return f"{Path(directory).name}-{digest or weights_digest(directory)}"

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from personvlm.data.msp60k import Record
 from personvlm.imageio import ImageError
-from personvlm.models.checkpoint import CARD_FILE, load_checkpoint, save_checkpoint, weights_digest
+from personvlm.models.checkpoint import CARD_FILE, load_checkpoint, model_version, save_checkpoint
 from personvlm.models.config import ConfigError
 from personvlm.models.heads import balance_weights, head_losses
 from personvlm.models.personvlm import PersonVLM
@@ -164,8 +164,8 @@ def refit_heads(source_dir: Path, train_records: Sequence[Record], val_records: 
         raise TrainingError("refit needs training and validation records")
     torch.manual_seed(cfg.seed)
     source, vocab = load_checkpoint(source_dir)
-    model_version = f"{source_dir.name}-{weights_digest(source_dir)}"
-    console.print(f"refitting the heads of {model_version}")
+    version = model_version(source_dir)
+    console.print(f"refitting the heads of {version}")
     model = refit_model(source, train_records, cfg.layers)
     cache = token_cache_for_model(cache_dir, source.eval())
     flips = (False, True) if cfg.flip else (False,)
@@ -217,7 +217,7 @@ def refit_heads(source_dir: Path, train_records: Sequence[Record], val_records: 
     (out / CARD_FILE).write_text(
         f"# PersonVLM model card (heads refitted by `personvlm model refit-heads`)\n\n"
         f"- Command: `{command}`\n"
-        f"- Source model: {model_version}; its encoder, visual tokens and caption decoder are unchanged\n"
+        f"- Source model: {version}; its encoder, visual tokens and caption decoder are unchanged\n"
         f"- Heads: {cfg.layers} query block(s), trained on {len(train_records)} records{mirrors}, selected on "
         f"{len(val_records)} validation records: best epoch {best['epoch']}, val loss {best['val_loss']:.4f}, "
         f"val head mA {best['val_head_ma']:.4f}\n"
