@@ -265,23 +265,57 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
             for side_sign in (-1, 1):  # lapels
                 d.line([(x_mid + side_sign * s.shoulder_half * 0.4, sh_c[1] + 1), (x_mid, vy + s.u * 0.02)],
                        fill=(*scale(base, 0.55), 255), width=lw)
-    if kind == "shirt" and s.view != "back":
-        col = mix(base, (255, 255, 255), 0.4)
-        p.poly([(x_mid - s.shoulder_half * 0.3, sh_c[1]), (x_mid, sh_c[1] + s.u * 0.035),
-                (x_mid + s.shoulder_half * 0.3, sh_c[1])], col)
+    neck_half = s.head_w * 0.38
+    if kind == "shirt":  # a pointed light collar in every view, a placket and buttons from the front
+        col = mix(base, (255, 255, 255), 0.6)
+        if s.view == "back":
+            p.poly([(sh_c[0] - neck_half * 1.2, sh_c[1] - s.u * 0.012), (sh_c[0] + neck_half * 1.2, sh_c[1] - s.u * 0.012),
+                    (sh_c[0] + neck_half, sh_c[1] + s.u * 0.014), (sh_c[0] - neck_half, sh_c[1] + s.u * 0.014)], col)
+        else:
+            p.poly([(x_mid - s.shoulder_half * 0.35, sh_c[1] - s.u * 0.005), (x_mid, sh_c[1] + s.u * 0.04),
+                    (x_mid + s.shoulder_half * 0.35, sh_c[1] - s.u * 0.005)], col)
         if front_view:
+            d.line([(x_mid, sh_c[1] + s.u * 0.04), (x_mid, hem_y)], fill=(*col, 255), width=lw + 1)
             for t in (0.3, 0.5, 0.7):
-                p.ellipse((x_mid, sh_c[1] + (hem_y - sh_c[1]) * t), 0.7, 0.7, scale(base, 0.5))
+                p.ellipse((x_mid, sh_c[1] + (hem_y - sh_c[1]) * t), 0.9, 0.9, col)
+        if p.rng.random() < 0.5:  # tucked in, with a belt
+            _band(p, s, outline, s.pelvis[1] - s.u * 0.01, s.u * 0.014, (35, 30, 28))
     if kind == "t-shirt" and front_view:
         p.ellipse((x_mid, sh_c[1] + 1), s.head_w * 0.28, s.u * 0.012, skin)
-    if kind in ("sweater",):
-        xs = [x for x, _ in outline]  # the ribbed hem band, as wide as the body
-        d.line([(min(xs), hem_y - lw), (max(xs), hem_y - lw)], fill=(*scale(base, 0.8), 255), width=lw + 1)
-    if kind == "hoodie" and front_view:
-        p.ellipse((x_mid, hem_y - s.u * 0.06), s.shoulder_half * 0.45, s.u * 0.025, scale(base, 0.8))
-        for dx in (-1, 1):
-            d.line([(x_mid + dx * s.head_w * 0.18, sh_c[1] + 1), (x_mid + dx * s.head_w * 0.2, sh_c[1] + s.u * 0.07)],
-                   fill=(235, 235, 235, 255), width=1)
+    if kind == "sweater":  # a crew neck and a wide ribbed hem band, as wide as the body, in every view
+        rib = trim(base)
+        _band(p, s, outline, hem_y - s.u * 0.015, s.u * 0.03, rib)
+        if s.view != "side":
+            p.ellipse((sh_c[0], sh_c[1] - s.u * 0.004), neck_half * 1.15, s.u * 0.014, rib)
+    if kind == "hoodie":  # the hood lies on the back and shoulders; pocket and drawstrings in front
+        hood = trim(base, 0.5)
+        if s.view == "back":
+            p.ellipse((sh_c[0], sh_c[1] + s.u * 0.035), s.head_w * 0.8, s.u * 0.055, hood)
+            d.arc([sh_c[0] - s.head_w * 0.55, sh_c[1] - s.u * 0.01, sh_c[0] + s.head_w * 0.55, sh_c[1] + s.u * 0.07],
+                  0, 180, fill=(*scale(hood, 0.7), 255), width=lw)
+        elif s.view == "side":
+            p.ellipse((s.neck[0] - s.facing * s.head_w * 0.45, sh_c[1] + s.u * 0.01), s.head_w * 0.42, s.u * 0.05, hood)
+        else:
+            p.ellipse((x_mid, hem_y - s.u * 0.065), s.shoulder_half * 0.6, s.u * 0.035, hood)
+            for dx in (-1, 1):
+                d.line([(x_mid + dx * s.head_w * 0.18, sh_c[1] + 1),
+                        (x_mid + dx * s.head_w * 0.22, sh_c[1] + s.u * 0.08)], fill=(235, 235, 235, 255), width=lw + 1)
+    if kind == "jacket":  # a waistband at the hem, a collar, often worn open over a lighter layer
+        band = trim(base)
+        _band(p, s, outline, hem_y - s.u * 0.012, s.u * 0.026, band)
+        if s.view == "back":
+            p.poly([(sh_c[0] - neck_half * 1.3, sh_c[1] - s.u * 0.012), (sh_c[0] + neck_half * 1.3, sh_c[1] - s.u * 0.012),
+                    (sh_c[0] + neck_half * 1.1, sh_c[1] + s.u * 0.016), (sh_c[0] - neck_half * 1.1, sh_c[1] + s.u * 0.016)],
+                   band)
+        elif front_view and p.rng.random() < 0.5:
+            inner = shade(p.rng, pick(p.rng, ["white", "gray", "black", "blue"]))
+            w = s.shoulder_half * 0.14
+            p.poly([(x_mid - w * 1.6, sh_c[1] + 1), (x_mid + w * 1.6, sh_c[1] + 1),
+                    (x_mid + w, hem_y - s.u * 0.02), (x_mid - w, hem_y - s.u * 0.02)], inner)
+        if s.view != "back":
+            for sgn in (-1, 1):  # collar points
+                p.poly([(x_mid + sgn * neck_half, sh_c[1] - s.u * 0.01), (x_mid + sgn * neck_half * 2.0, sh_c[1]),
+                        (x_mid + sgn * neck_half * 0.4, sh_c[1] + s.u * 0.045)], band)
     if kind == "chef uniform" and front_view:
         for dx in (-0.35, 0.35):
             for t in (0.2, 0.4, 0.6):
@@ -289,13 +323,33 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
     if kind == "uniform":
         for sh in s.shoulder:  # epaulettes and a belt
             p.ellipse(sh, s.shoulder_half * 0.22, s.u * 0.01, scale(base, 0.55))
-        d.line([(s.pelvis[0] - s.hip_half, s.pelvis[1] - s.u * 0.03), (s.pelvis[0] + s.hip_half, s.pelvis[1] - s.u * 0.03)],
-               fill=(30, 30, 30, 255), width=lw + 1)
+        _band(p, s, outline, s.pelvis[1] - s.u * 0.03, s.u * 0.02, (30, 30, 30))
+        if front_view:
+            p.ellipse((sh_c[0], s.pelvis[1] - s.u * 0.03), s.u * 0.012, s.u * 0.009, (200, 180, 90))
         if front_view:
             p.ellipse((sh_c[0] + s.shoulder_half * 0.4, sh_c[1] + s.u * 0.05), 1.2, 1.2, (220, 190, 60))
     if kind == "graduation gown" and front_view:
         p.poly([(x_mid - s.shoulder_half * 0.4, sh_c[1] + 1), (x_mid + s.shoulder_half * 0.4, sh_c[1] + 1),
                 (x_mid, sh_c[1] + s.u * 0.08)], shade(p.rng, pick(p.rng, ["red", "blue", "yellow", "white"])))
+
+
+def trim(base: RGB, strength: float = 1.0) -> RGB:
+    """A trim colour that stands out from ``base`` (a rib, a waistband, a hood's shadow): darker on
+    light cloth, lighter on dark cloth. Trims of 0.7x the base vanished once a crop was scaled
+    down to surveillance size, and with them the only cues to the garment's type."""
+    if sum(base) > 240:
+        return scale(base, 1 - 0.45 * strength)
+    return mix(base, (255, 255, 255), 0.4 * strength)
+
+
+def _band(p: Painter, s: Skeleton, outline: list[Pt], y: float, height: float, color: RGB) -> None:
+    """A horizontal band across the torso at ``y`` (a belt, a ribbed hem, a waistband), clipped to
+    the body's width there so it reads as part of the garment in any view."""
+    xs = [x for x, _ in outline]
+    half = s.hip_half if s.view != "side" else s.shoulder_half
+    left = max(min(xs), s.pelvis[0] - half * 1.15)
+    right = min(max(xs), s.pelvis[0] + half * 1.15)
+    p.draw.rectangle([left, y - height / 2, right, y + height / 2], fill=(*color, 255))
 
 
 def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.Image, skin: RGB, hand: RGB) -> None:
@@ -307,6 +361,11 @@ def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.I
     p.limb(el, wr, aw * 0.85, skin)
     if sleeve == "long":
         p.paint(cloth, [("limb", (sh, el, aw * puff)), ("limb", (el, lerp(el, wr, 0.9), aw * puff * 0.9))])
+        if kind == "sweater":  # ribbed cuffs
+            base = shade(p.rng, v["upper_color"])
+            p.limb(lerp(el, wr, 0.78), lerp(el, wr, 0.92), aw * puff * 0.95, trim(base))
+    if kind == "uniform" and sleeve != "sleeveless":  # a badge on the upper sleeve
+        p.ellipse(lerp(sh, el, 0.3), aw * 0.55, aw * 0.6, pick(p.rng, [(220, 190, 60), (200, 40, 40), (235, 235, 235)]))
     elif sleeve == "short":
         p.paint(cloth, [("limb", (sh, lerp(sh, el, 0.55), aw * 1.25))])
     if not (s.arms_behind and s.view == "front") and s.hand_item[i] != "pocket":
@@ -401,13 +460,16 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB)
                 d.rounded_rectangle([hx - rx * 0.75, hy + ry * 0.12, hx + rx * 0.75, hy + ry * 0.85], radius=2,
                                     fill=(*col, 255))
         if v["glasses"] == "yes":
+            # Frames two pixels wide (one-pixel ones vanished in the downscale to crop size, and the
+            # model never learned glasses); a third of them sunglasses, dark lenses filled in.
             gc = (15, 15, 15, 255)
+            lens = gc if p.rng.random() < 0.35 else None
             for ex in xs:
-                d.ellipse([ex - rx * 0.28, ey - ry * 0.2, ex + rx * 0.28, ey + ry * 0.2], outline=gc, width=1)
+                d.ellipse([ex - rx * 0.3, ey - ry * 0.2, ex + rx * 0.3, ey + ry * 0.2], outline=gc, fill=lens, width=2)
             if s.view == "front":
-                d.line([(xs[0] + rx * 0.28, ey), (xs[1] - rx * 0.28, ey)], fill=gc, width=1)
+                d.line([(xs[0] + rx * 0.3, ey), (xs[1] - rx * 0.3, ey)], fill=gc, width=2)
             else:
-                d.line([(xs[0] - f * rx * 0.28, ey), (hx - f * rx * 0.3, ey)], fill=gc, width=1)
+                d.line([(xs[0] - f * rx * 0.3, ey), (hx - f * rx * 0.35, ey)], fill=gc, width=2)
     _draw_headwear(p, s, v)
     if v["scarf"] == "yes":
         col = shade(p.rng, pick(p.rng, ["red", "gray", "beige", "blue", "black", "white", "green"]))
