@@ -77,3 +77,46 @@ def test_train_command_reports_bad_config_and_data(tmp_path: Path) -> None:
     missing.write_text("data:\n  train: nowhere.jsonl\n")
     result = runner.invoke(app, ["train", "--config", str(missing), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and f"{tmp_path / 'nowhere.jsonl'}: dataset file not found" in result.output
+
+
+def test_set_overrides_values_as_if_written_in_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  train: d/data.jsonl\ntrain:\n  epochs: 4\n  lr: 0.001\n")
+    cfg = TrainConfig.load(p, ["data.train=../other/data.jsonl", "train.epochs=3", "train.init_from=../runs/a",
+                               "model.freeze_stages=5", "augment.flip=0"])
+    assert cfg.resolve(cfg.data.train) == tmp_path / ".." / "other" / "data.jsonl"  # relative to the file
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.init_from) == (3, 0.001, "../runs/a")
+    assert cfg.model.freeze_stages == 5 and cfg.augment.flip == 0.0
+    assert p.read_text().count("epochs: 4") == 1  # the file itself is untouched
+    assert TrainConfig.load(p, []).train.epochs == 4
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ("train.epochs", "expected section.key=value"),
+    ("epochs=3", "expected section.key=value"),
+    ("train.optim.lr=1", "expected section.key=value"),
+    ("train.lr=[1, ", "not valid YAML"),
+    ("trian.lr=1", "unknown section(s) ['trian']"),
+    ("train.learnig_rate=1", "unknown key(s) ['learnig_rate']"),
+    ("train.epochs=many", "train.epochs: expected int"),
+])
+def test_bad_set_overrides_are_refused(tmp_path: Path, item: str, message: str) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  train: d/data.jsonl\n")
+    with pytest.raises(ConfigError) as ei:
+        TrainConfig.load(p, [item])
+    assert message in str(ei.value)
+
+
+def test_train_command_set_reaches_the_config(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from personvlm.cli import app
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  train: x.jsonl\n")
+    result = CliRunner().invoke(app, ["train", "--config", str(cfg), "--out", str(tmp_path / "run"),
+                                      "--set", "data.train=elsewhere.jsonl"])
+    assert result.exit_code == 2 and f"{tmp_path / 'elsewhere.jsonl'}: dataset file not found" in result.output
+    result = CliRunner().invoke(app, ["train", "--config", str(cfg), "--set", "train.lr=-1"])
+    assert result.exit_code == 2 and "train.lr: expected > 0" in result.output

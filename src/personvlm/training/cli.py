@@ -17,6 +17,11 @@ def train(
         "--out", "-o", help="Run directory; it becomes the model directory (default: runs/<config name>).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the run in --out from its last epoch checkpoint (after a kill or crash).")] = False,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="SECTION.KEY=VALUE",
+        help="Override one config value (repeatable), read as YAML as if written in the file, so paths stay "
+             "relative to the config's folder: --set train.epochs=3 --set data.train=../data/x/data.jsonl. "
+             "Pass the same ones again with --resume.")] = None,
 ) -> None:
     """Train a PersonVLM. Writes config.json, model.safetensors, vocab.json (best val loss), MODEL_CARD.md,
     metrics.jsonl and curves.png into --out, and a resumable checkpoint every epoch.
@@ -29,7 +34,7 @@ def train(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = TrainConfig.load(config)
+        cfg = TrainConfig.load(config, overrides or ())
         result = Trainer(cfg, out or Path("runs") / config.stem, resume=resume).run()
     except (ConfigError, DatasetError, TrainingError) as e:
         typer.echo(f"error: {e}", err=True)
