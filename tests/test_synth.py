@@ -401,3 +401,41 @@ def test_garment_types_differ_at_crop_size_in_every_view(view: str) -> None:
     tops = {kind: _torso_at_crop_size(kind, view) for kind in ("shirt", "sweater", "hoodie", "jacket")}
     for a, b in itertools.combinations(tops, 2):
         assert np.abs(tops[a] - tops[b]).mean() >= 1.0, (view, a, b)
+
+
+def _arm_layer(upper_type: str, sleeve: str, base: tuple[int, int, int]) -> np.ndarray:
+    """The near arm of a front-view man in ``upper_type`` with ``sleeve`` sleeves cut from plain
+    ``base`` cloth, as RGBA pixels."""
+    from personvlm.data.synth import person
+    from personvlm.data.synth.painter import Painter
+    from personvlm.data.synth.skeleton import build
+
+    values = sample_outfit(np.random.default_rng(0), Marginals.load(),
+                           {"gender": "male", "orientation": "front", "upper_type": upper_type, "upper_sleeve": sleeve,
+                            "age": "adult", "motion": "standing", "gloves": "no"})
+    rng = np.random.default_rng(1)
+    skel = build(values, rng, 160.0, 48.0, 186.0, 0, [None, None])
+    painter = Painter((96, 192), rng)
+    person._draw_arm(painter, skel, 1, values, Image.new("RGB", (96, 192), base), base, (240, 190, 170),
+                     (240, 190, 170))
+    return np.asarray(painter.layer)
+
+
+def test_a_short_sleeved_uniform_keeps_its_sleeves() -> None:
+    # The uniform's sleeve badge once sat between the long- and short-sleeve branches and took the
+    # short sleeve's place: short-sleeved uniforms were drawn with bare arms.
+    red = (200, 20, 20)
+
+    def sleeve_pixels(kind: str) -> int:
+        return int(np.all(_arm_layer(kind, "short", red)[..., :3] == red, axis=-1).sum())
+
+    assert sleeve_pixels("t-shirt") > 20
+    assert sleeve_pixels("uniform") >= 0.7 * sleeve_pixels("t-shirt")
+
+
+def test_sweater_cuffs_are_a_trim_of_the_sweater_itself() -> None:
+    from personvlm.data.synth.person import trim
+
+    blue = (40, 60, 160)
+    arm = _arm_layer("sweater", "long", blue)[..., :3]
+    assert np.all(arm == trim(blue), axis=-1).sum() > 5

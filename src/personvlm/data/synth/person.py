@@ -108,7 +108,7 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
     if view == "front":
         _draw_behind_front(painter, skel, values, hair, upper_rgb)
     for i in arms_back:
-        _draw_arm(painter, skel, i, values, upper_cloth, skin, hand_rgb)
+        _draw_arm(painter, skel, i, values, upper_cloth, upper_rgb, skin, hand_rgb)
     for i in (0, 1):
         _draw_leg(painter, skel, i, values, lower_cloth, skin, shoe_rgb)
     _draw_skirt(painter, skel, values, lower_cloth)
@@ -117,7 +117,7 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
         _draw_back_items(painter, skel, values, hair)
     for i in (0, 1):
         if i not in arms_back:
-            _draw_arm(painter, skel, i, values, upper_cloth, skin, hand_rgb)
+            _draw_arm(painter, skel, i, values, upper_cloth, upper_rgb, skin, hand_rgb)
     _draw_head(painter, skel, values, skin, hair)
     draw_worn_bags(painter, skel, values)
     draw_held(painter, skel, values, jobs, hand_rgb)
@@ -324,9 +324,8 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
         for sh in s.shoulder:  # epaulettes and a belt
             p.ellipse(sh, s.shoulder_half * 0.22, s.u * 0.01, scale(base, 0.55))
         _band(p, s, outline, s.pelvis[1] - s.u * 0.03, s.u * 0.02, (30, 30, 30))
-        if front_view:
+        if front_view:  # a buckle and a chest badge
             p.ellipse((sh_c[0], s.pelvis[1] - s.u * 0.03), s.u * 0.012, s.u * 0.009, (200, 180, 90))
-        if front_view:
             p.ellipse((sh_c[0] + s.shoulder_half * 0.4, sh_c[1] + s.u * 0.05), 1.2, 1.2, (220, 190, 60))
     if kind == "graduation gown" and front_view:
         p.poly([(x_mid - s.shoulder_half * 0.4, sh_c[1] + 1), (x_mid + s.shoulder_half * 0.4, sh_c[1] + 1),
@@ -352,7 +351,8 @@ def _band(p: Painter, s: Skeleton, outline: list[Pt], y: float, height: float, c
     p.draw.rectangle([left, y - height / 2, right, y + height / 2], fill=(*color, 255))
 
 
-def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.Image, skin: RGB, hand: RGB) -> None:
+def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.Image, base: RGB, skin: RGB,
+              hand: RGB) -> None:
     sh, el, wr = s.shoulder[i], s.elbow[i], s.wrist[i]
     aw = s.arm_w
     kind, sleeve = v["upper_type"], v["upper_sleeve"]
@@ -362,12 +362,11 @@ def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.I
     if sleeve == "long":
         p.paint(cloth, [("limb", (sh, el, aw * puff)), ("limb", (el, lerp(el, wr, 0.9), aw * puff * 0.9))])
         if kind == "sweater":  # ribbed cuffs
-            base = shade(p.rng, v["upper_color"])
             p.limb(lerp(el, wr, 0.78), lerp(el, wr, 0.92), aw * puff * 0.95, trim(base))
-    if kind == "uniform" and sleeve != "sleeveless":  # a badge on the upper sleeve
-        p.ellipse(lerp(sh, el, 0.3), aw * 0.55, aw * 0.6, pick(p.rng, [(220, 190, 60), (200, 40, 40), (235, 235, 235)]))
     elif sleeve == "short":
         p.paint(cloth, [("limb", (sh, lerp(sh, el, 0.55), aw * 1.25))])
+    if kind == "uniform" and sleeve != "sleeveless":  # a badge on the upper sleeve
+        p.ellipse(lerp(sh, el, 0.3), aw * 0.55, aw * 0.6, pick(p.rng, [(220, 190, 60), (200, 40, 40), (235, 235, 235)]))
     if not (s.arms_behind and s.view == "front") and s.hand_item[i] != "pocket":
         p.ellipse(lerp(el, wr, 1.08), aw * 0.55, aw * 0.6, hand)
 
