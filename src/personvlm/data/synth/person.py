@@ -30,6 +30,10 @@ from personvlm.schema import HAIR_COLORS
 # upper thigh, a gown near the ankle.
 COATS = {"coat": (0.58, 0.78), "cotton-padded coat": (0.55, 0.68), "graduation gown": (0.9, 0.95)}
 
+# Half the width of the neck's base, as a share of the head's width: where the torso's top edge
+# starts and where collars sit.
+NECK_HALF = 0.38
+
 
 @dataclass
 class Drawn:
@@ -208,7 +212,7 @@ def _torso_outline(s: Skeleton, hem_y: float, puff: float, hangs: bool) -> list[
     else:
         # Shoulders slope from the base of the neck down to their tips, as real ones do; a square
         # top edge made real men's sloping shoulders look narrow, i.e. female.
-        neck_half, top, tip = s.head_w * 0.38, sh_c[1] - s.u * 0.012, sh_c[1] + s.u * 0.03
+        neck_half, top, tip = s.head_w * NECK_HALF, sh_c[1] - s.u * 0.012, sh_c[1] + s.u * 0.03
         back = [(sh_c[0] - neck_half, top), (sh_c[0] - sw, tip), (waist[0] - ww, waist[1]), (pel[0] - hw, pel[1])]
         front = [(sh_c[0] + neck_half, top), (sh_c[0] + sw, tip), (waist[0] + ww, waist[1]), (pel[0] + hw, pel[1])]
     if hem_y > pel[1] + 1:
@@ -265,7 +269,7 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
             for side_sign in (-1, 1):  # lapels
                 d.line([(x_mid + side_sign * s.shoulder_half * 0.4, sh_c[1] + 1), (x_mid, vy + s.u * 0.02)],
                        fill=(*scale(base, 0.55), 255), width=lw)
-    neck_half = s.head_w * 0.38
+    neck_half = s.head_w * NECK_HALF  # collars sit where the torso's top edge meets the neck
     if kind == "shirt":  # a pointed light collar in every view, a placket and buttons from the front
         col = mix(base, (255, 255, 255), 0.6)
         if s.view == "back":
