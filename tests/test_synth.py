@@ -439,3 +439,56 @@ def test_sweater_cuffs_are_a_trim_of_the_sweater_itself() -> None:
     blue = (40, 60, 160)
     arm = _arm_layer("sweater", "long", blue)[..., :3]
     assert np.all(arm == trim(blue), axis=-1).sum() > 5
+
+
+def _head_layer(view: str, style: object) -> tuple[np.ndarray, float]:
+    """The head of a woman seen from ``view``, drawn with hair ``style`` in pure red on a
+    transparent layer; returns the RGBA pixels and the skull's width."""
+    from personvlm.data.synth import person
+    from personvlm.data.synth.painter import Painter
+    from personvlm.data.synth.skeleton import build
+
+    values = sample_outfit(np.random.default_rng(0), Marginals.load(),
+                           {"gender": "female", "orientation": view, "hair_length": "short", "headwear": "none",
+                            "age": "adult", "motion": "standing", "mask": "no", "glasses": "no", "scarf": "no"})
+    rng = np.random.default_rng(1)
+    skel = build(values, rng, 160.0, 48.0, 186.0, 1 if view == "side" else 0, [None, None])
+    painter = Painter((96, 192), rng)
+    person._draw_head(painter, skel, values, (240, 190, 170), (200, 20, 20), style)
+    return np.asarray(painter.layer), skel.head_w
+
+
+@pytest.mark.parametrize("view", ["front", "back", "side"])
+def test_voluminous_hair_stands_out_around_the_head_in_every_view(view: str) -> None:
+    # Drawn as a cap on the skull, a woman's hair gave the model nothing to tell her by at crop
+    # size; the mass must be wider than the skull and fall below it, from any side.
+    from personvlm.data.synth.person import HairStyle
+
+    def hair_extent(style: HairStyle) -> tuple[int, int]:
+        layer, _ = _head_layer(view, style)
+        hair = np.abs(layer[..., :3].astype(int) - (200, 20, 20)).sum(-1) < 90  # its shades, too
+        cols, rows = np.nonzero(hair.any(0))[0], np.nonzero(hair.any(1))[0]
+        return int(cols.max() - cols.min() + 1), int(rows.max())
+
+    close_w, close_bottom = hair_extent(HairStyle())
+    full_w, full_bottom = hair_extent(HairStyle(volume=1.35, reach=1.5))
+    _, head_w = _head_layer(view, HairStyle())
+    assert full_w >= 1.25 * head_w > close_w * 1.05
+    assert full_bottom >= close_bottom + 4
+
+
+def test_hair_style_by_sex_and_length() -> None:
+    from personvlm.data.synth.person import HairStyle, hair_style
+
+    rng = np.random.default_rng(0)
+
+    def styles(**pinned: str) -> list[HairStyle]:
+        values = {"gender": "female", "hair_length": "short", "headwear": "none", **pinned}
+        return [hair_style(values, rng) for _ in range(400)]
+
+    assert set(styles(gender="male")) == {HairStyle()}  # a man's short hair is a close cut
+    assert set(styles(headwear="helmet", hair_length="long")) == {HairStyle()}
+    bobs = [s for s in styles() if s.bob]
+    assert 0.5 < len(bobs) / 400 < 0.7 and all(1.0 < s.volume <= 1.4 and s.reach < 1.2 for s in bobs)
+    full = [s for s in styles(hair_length="long", gender="male") if s.volume > 1.0]
+    assert 0.6 < len(full) / 400 < 0.8 and all(s.reach >= 1.2 for s in full)

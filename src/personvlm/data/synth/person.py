@@ -9,6 +9,7 @@ whole crop at once, which keeps this module free of per-pixel work.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,36 @@ COATS = {"coat": (0.58, 0.78), "cotton-padded coat": (0.55, 0.68), "graduation g
 # Half the width of the neck's base, as a share of the head's width: where the torso's top edge
 # starts and where collars sit.
 NECK_HALF = 0.38
+
+
+@dataclass(frozen=True)
+class HairStyle:
+    """How the hair sits, decided once per person so every view draws the same hairdo.
+
+    ``volume`` is the hair's width over the skull's (1.0: a close cut) and ``reach`` how far the
+    mass falls below the head's centre, in half head heights (about 1: the jaw, 1.6: the collar).
+    Real women's hair at crop size is mostly a mass wider than the skull that frames the face and
+    covers the neck (the real crops' woman: a shoulder-length blonde mop); drawn as a cap on the
+    skull, the renders taught the model nothing about it, and masking a real woman's head left her
+    p(female) where it was (``personvlm data real-probe``).
+    """
+
+    bob: bool = False
+    volume: float = 1.0
+    reach: float = 0.0
+
+
+def hair_style(values: dict[str, Any], rng: np.random.Generator) -> HairStyle:
+    """Many women's "short" hair is a chin-length bob, fuller than a man's cut; most long hair,
+    anyone's, stands out around the head (the rest is tied back or sleek)."""
+    length = values["hair_length"]
+    if length == "bald" or values["headwear"] == "helmet":
+        return HairStyle()
+    if length == "short" and values["gender"] == "female" and rng.random() < 0.6:
+        return HairStyle(bob=True, volume=rng.uniform(1.05, 1.4), reach=rng.uniform(0.8, 1.1))
+    if length == "long" and rng.random() < 0.7:
+        return HairStyle(volume=rng.uniform(1.1, 1.45), reach=rng.uniform(1.2, 1.7))
+    return HairStyle()
 
 
 @dataclass
@@ -93,6 +124,7 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
     side = view == "side"
     skin = skin_tone(rng)
     hair = hair_shade(rng, values["hair_color"]) if values["hair_color"] in HAIR_COLORS else scale(skin, 0.8)
+    style = hair_style(values, rng)
     upper_rgb = shade(rng, values["upper_color"])
     lower_rgb = shade(rng, values["lower_color"]) if values["lower_type"] != "dress" else upper_rgb
     if values["lower_type"] == "jeans" and values["lower_color"] == "blue":
@@ -122,7 +154,7 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
     for i in (0, 1):
         if i not in arms_back:
             _draw_arm(painter, skel, i, values, upper_cloth, upper_rgb, skin, hand_rgb)
-    _draw_head(painter, skel, values, skin, hair)
+    _draw_head(painter, skel, values, skin, hair, style)
     draw_worn_bags(painter, skel, values)
     draw_held(painter, skel, values, jobs, hand_rgb)
     draw_in_front_of_rider(painter, skel, values, ground)
@@ -393,11 +425,8 @@ def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, up
 
 
 def _draw_back_items(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB) -> None:
-    """On top of the torso seen from behind: a backpack, a hood, long hair."""
+    """On top of the torso seen from behind: long hair, a backpack (the hood is the torso's)."""
     sh_c = lerp(s.shoulder[0], s.shoulder[1], 0.5)
-    if v["upper_type"] == "hoodie":
-        p.poly([(sh_c[0] - s.head_w * 0.6, sh_c[1]), (sh_c[0] + s.head_w * 0.6, sh_c[1]),
-                (sh_c[0], sh_c[1] + s.u * 0.09)], scale(shade(p.rng, v["upper_color"]), 0.85))
     if v["hair_length"] == "long" and v["headwear"] != "helmet":
         hx, hy = s.head
         length = s.head_h * p.rng.uniform(1.3, 2.1)
@@ -413,7 +442,7 @@ def _draw_back_items(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB) -> N
                                  radius=s.u * 0.02, fill=(*scale(bag, 0.75), 255))
 
 
-def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB) -> None:
+def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB, style: HairStyle) -> None:
     hx, hy = s.head
     rx, ry = s.head_w / 2, s.head_h / 2
     f = s.facing
@@ -422,13 +451,14 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB)
         length = s.head_h * p.rng.uniform(1.2, 1.9)
         p.poly([(hx - f * rx * 1.05, hy - ry * 0.4), (hx + f * rx * 0.1, hy - ry * 0.4),
                 (hx - f * rx * 0.2, hy + length), (hx - f * rx * 1.25, hy + length)], hair)
+    if style.volume > 1.0:
+        _draw_hair_mass(p, s, hair, style)
     p.ellipse((hx, hy), rx, ry, skin)
     d = p.draw
     eye = (25, 20, 20, 255)
     if s.view == "side":  # nose bump and a profile
         p.ellipse((hx + f * rx * 0.95, hy + ry * 0.1), rx * 0.2, ry * 0.15, skin)
-    # Many women's "short" hair is a chin-length bob: fuller at the sides than a man's cut.
-    bob = hl == "short" and v["gender"] == "female" and p.rng.random() < 0.6
+    bob = style.bob
     if bob:
         for sgn in ((-f,) if s.view == "side" else (-1, 1)):
             p.ellipse((hx + sgn * rx * 0.85, hy + ry * 0.15), rx * 0.42, ry * 0.8, hair)
@@ -479,6 +509,23 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB)
         p.limb((hx - rx * 0.9, hy + ry * 1.3), (hx + rx * 0.9, hy + ry * 1.3), s.head_h * 0.32, col)
         if s.view == "front":
             p.limb((hx + rx * 0.4, hy + ry * 1.3), (hx + rx * 0.5, hy + ry * 2.6), s.head_h * 0.2, scale(col, 0.9))
+
+
+def _draw_hair_mass(p: Painter, s: Skeleton, hair: RGB, style: HairStyle) -> None:
+    """The hair standing out around the skull, behind the face: from the crown to ``style.reach``,
+    ``style.volume`` times the skull's width (centred behind the face in a profile). Waves on its
+    rim in lighter and darker shades of the same hair make the outline ragged and the mass no flat
+    disc, as real hair looks at crop size."""
+    hx, hy = s.head
+    rx, ry = s.head_w / 2 * style.volume, s.head_h / 2
+    top, bottom = hy - ry * 1.08, hy + ry * style.reach
+    cx, cy, half = hx - s.facing * rx * 0.25, (top + bottom) / 2, (bottom - top) / 2
+    p.ellipse((cx, cy), rx, half, hair)
+    for _ in range(7):
+        angle = p.rng.uniform(-0.3, 1.0) * math.pi  # the sides and the bottom, rarely the crown
+        r = s.head_w * p.rng.uniform(0.12, 0.22)
+        p.ellipse((cx + math.cos(angle) * rx * 0.85, cy + math.sin(angle) * half * 0.85), r,
+                  r * p.rng.uniform(1.0, 1.6), scale(hair, p.rng.uniform(0.75, 1.35)))
 
 
 def _draw_headwear(p: Painter, s: Skeleton, v: dict[str, Any]) -> None:
