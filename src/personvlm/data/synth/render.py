@@ -166,8 +166,8 @@ def detector_box(person: tuple[int, int], neighbour: tuple[int, int] | None, wid
                  rng: np.random.Generator) -> tuple[int, int]:
     """Left and right edges of a detector-like box round the ``person`` columns, with a margin of
     ``BOX_MARGIN`` a side, a little off centre, at least ``MIN_BOX`` of the height wide, inside the
-    canvas ``width``. A ``neighbour``'s
-    nearest third stays in the box, so a crowded scene still shows part of another person."""
+    canvas ``width``. A ``neighbour``'s nearest third stays in the box, so a crowded scene still
+    shows part of another person."""
     x0, x1 = person
     if neighbour is not None:
         n0, n1 = neighbour
