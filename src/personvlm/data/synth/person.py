@@ -458,13 +458,12 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB,
     eye = (25, 20, 20, 255)
     if s.view == "side":  # nose bump and a profile
         p.ellipse((hx + f * rx * 0.95, hy + ry * 0.1), rx * 0.2, ry * 0.15, skin)
-    bob = style.bob
-    if bob:
+    if style.bob:
         for sgn in ((-f,) if s.view == "side" else (-1, 1)):
             p.ellipse((hx + sgn * rx * 0.85, hy + ry * 0.15), rx * 0.42, ry * 0.8, hair)
     if hl != "bald":
         if s.view == "back":
-            p.ellipse((hx, hy - ry * 0.05), rx * 1.03 * (1.1 if bob else 1.0), ry * (1.1 if bob else 0.98), hair)
+            p.ellipse((hx, hy - ry * 0.05), rx * 1.03 * (1.1 if style.bob else 1.0), ry * (1.1 if style.bob else 0.98), hair)
         elif s.view == "side":
             p.poly([(hx - f * rx * 1.05, hy + ry * 0.55), (hx - f * rx * 1.05, hy - ry * 0.3),
                     (hx - f * rx * 0.2, hy - ry * 1.05), (hx + f * rx * 0.85, hy - ry * 0.6),
