@@ -69,9 +69,9 @@ def test_head_probabilities_are_what_the_description_answers() -> None:
 def _labels(tmp_path: Path) -> Path:
     (tmp_path / "images").mkdir()
     rows = []
-    for i, gender in enumerate(["male", "male", "female", "unknown"]):
+    for i, (gender, person) in enumerate([("male", 7), ("male", 7), ("female", "a"), ("unknown", None)]):
         _two_tone((i * 60, 0, 0), (0, 0, 200 - i * 40)).save(tmp_path / f"images/c{i}.png")
-        rows.append({"image": f"images/c{i}.png", "gender": gender})
+        rows.append({"image": f"images/c{i}.png", "gender": gender} | ({} if person is None else {"person_id": person}))
     path = tmp_path / "labels.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -93,6 +93,21 @@ def test_real_probe_command_json(tmp_path: Path) -> None:
     female = BY_NAME["gender"].values.index("female")
     expected = float(loaded.head_probabilities(males, "gender")[:, female].mean())
     assert out["rows"][0]["means"]["male"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_real_probe_groups_by_person(tmp_path: Path) -> None:
+    from personvlm.describer import Describer
+
+    model = Describer.tiny(seed=1).save_pretrained(tmp_path / "model")
+    args = ["data", "real-probe", "--labels", str(_labels(tmp_path)), "--attribute", "gender", "--value", "female",
+            "--group-by", "person_id", "--bands", "2", "--model", str(model), "--json"]
+    by_gender = json.loads(CliRunner().invoke(app, args[:8] + args[10:]).output.strip().splitlines()[-1])
+    by_person = json.loads(CliRunner().invoke(app, args).output.strip().splitlines()[-1])
+    assert by_person["group_by"] == "person_id"
+    assert by_person["groups"] == {"7": 2, "a": 1}  # the crop without a person_id is left out
+    for row_p, row_g in zip(by_person["rows"], by_gender["rows"], strict=True):  # person 7 = the two men
+        assert row_p["means"]["7"] == pytest.approx(row_g["means"]["male"])
+        assert row_p["means"]["a"] == pytest.approx(row_g["means"]["female"])
 
 
 @pytest.mark.parametrize(("args", "message"), [

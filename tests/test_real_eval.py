@@ -89,11 +89,12 @@ def test_exact_accuracies_and_coverage_with_a_fake_describer(tmp_path: Path) -> 
 
 
 def test_bad_labels_are_listed_with_line_numbers(tmp_path: Path) -> None:
-    path = _labels_file(tmp_path, [{"gender": "male"}, {"gender": "robot"}])
+    path = _labels_file(tmp_path, [{"gender": "male", "person_id": [1]}, {"gender": "robot"}])
     path.write_text(path.read_text() + "{not json\n" + json.dumps({"image": "images/nope.png"}) + "\n")
     with pytest.raises(LabelsError) as err:
         load_labels(path)
     text = str(err.value)
+    assert "labels.jsonl:1: person_id=[1] is not an integer or a string" in text
     assert "labels.jsonl:2: gender='robot'" in text
     assert "labels.jsonl:3: malformed JSON" in text
     assert "labels.jsonl:4: image not found" in text and "nope.png" in text
@@ -108,6 +109,7 @@ def test_shared_real_crops_load() -> None:
     crops = load_labels(labels)
     assert len(crops) >= 30
     assert all(c.image.is_file() for c in crops)
+    assert all(c.person != "unknown" for c in crops)  # every shared crop names its person
 
 
 def test_real_eval_command_json_last_line(tmp_path: Path) -> None:

@@ -162,7 +162,8 @@ def real_probe(
     value: Annotated[str, typer.Option("--value", help="The value whose probability is reported, e.g. female.")],
     group_by: Annotated[str | None, typer.Option(
         "--group-by", help="Labels field that splits the crops into groups (default: --attribute, "
-        "when it is a labels field). Crops labelled unknown there are left out.")] = None,
+        "when it is a labels field), or person_id for one group per person. Crops labelled unknown "
+        "there are left out.")] = None,
     bands: Annotated[int, typer.Option("--bands", min=1, max=20, help="How many equal horizontal bands to mask.")] = 5,
     model: Annotated[Path | None, typer.Option("--model", help=MODEL_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Also print one JSON line last with every figure.")] = False,
@@ -173,7 +174,7 @@ def real_probe(
     A band whose masking moves the probability most holds the evidence the head uses: for renderer
     work on a head that does not transfer to real pixels (see personvlm.evaluation.occlusion)."""
     from personvlm.evaluation.occlusion import band_effects, equal_bands
-    from personvlm.evaluation.real_eval import FIELDS
+    from personvlm.evaluation.real_eval import FIELDS, PERSON_FIELD
     from personvlm.imageio import ImageError, load_image
     from personvlm.schema import BY_NAME, UNKNOWN
 
@@ -184,8 +185,9 @@ def real_probe(
         problems.append(f"--attribute {attribute!r} is not a schema attribute; expected one of {sorted(BY_NAME)}")
     elif value not in BY_NAME[attribute].values:
         problems.append(f"--value {value!r} is not a value of {attribute}; expected one of {BY_NAME[attribute].values}")
-    if field not in FIELDS:
-        problems.append(f"--group-by {field!r} is not a labels field; expected one of {sorted(FIELDS)}")
+    if field not in FIELDS and field != PERSON_FIELD:
+        problems.append(f"--group-by {field!r} is not a labels field; expected one of "
+                        f"{sorted([*FIELDS, PERSON_FIELD])}")
     for problem in problems:
         console.print(f"[red]error:[/red] {problem}", highlight=False)
     if problems:
@@ -193,8 +195,8 @@ def real_probe(
     groups: dict[str, list] = {}
     try:
         for crop in labels_or_exit(labels, console):
-            if crop.labels[field] != UNKNOWN:
-                groups.setdefault(crop.labels[field], []).append(load_image(crop.image))
+            if crop.group(field) != UNKNOWN:
+                groups.setdefault(crop.group(field), []).append(load_image(crop.image))
     except ImageError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -209,7 +211,7 @@ def real_probe(
     table = Table(title=f"p({attribute}={value}) by {field}, model {describer.model_version}")
     table.add_column("masked band (of the height)")
     for name in names:
-        table.add_column(f"{field}={name} (n={len(groups[name])})", justify="right")
+        table.add_column(f"{name} (n={len(groups[name])})", justify="right")  # the title names the field
     for row in rows:
         where = "none" if row.band is None else f"{row.band[0]:.0%}-{row.band[1]:.0%}"
         table.add_row(where, *(f"{row.means[name]:.3f}" for name in names))

@@ -87,11 +87,21 @@ class LabelsError(ValueError):
         super().__init__(f"{path}: {len(errors)} problem(s):\n" + "\n".join(errors))
 
 
+# The optional field that names who a crop shows: crops of one person share it, so a probe can
+# look at each person separately (several crops of one person are not independent evidence).
+PERSON_FIELD = "person_id"
+
+
 @dataclass(frozen=True)
 class LabelledCrop:
     image: Path
     labels: dict[str, str]
     line: int
+    person: str = UNKNOWN  # the row's ``person_id`` as text; unknown when the row has none
+
+    def group(self, field: str) -> str:
+        """The crop's value of a labels field, or of ``person_id``: what real-probe groups by."""
+        return self.person if field == PERSON_FIELD else self.labels[field]
 
 
 def load_labels(path: str | Path) -> list[LabelledCrop]:
@@ -121,7 +131,10 @@ def load_labels(path: str | Path) -> list[LabelledCrop]:
             if value != UNKNOWN and value not in legal:
                 errors.append(f"{where}: {field}={value!r} is not one of {(*legal, UNKNOWN)}")
             labels[field] = value
-        crops.append(LabelledCrop(image, labels, line.line))
+        person = row.get(PERSON_FIELD, UNKNOWN)
+        if isinstance(person, bool) or not isinstance(person, int | str):
+            errors.append(f"{where}: {PERSON_FIELD}={person!r} is not an integer or a string")
+        crops.append(LabelledCrop(image, labels, line.line, str(person)))
     if errors:
         raise LabelsError(path, errors)
     if not crops:
