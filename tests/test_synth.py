@@ -477,6 +477,38 @@ def test_voluminous_hair_stands_out_around_the_head_in_every_view(view: str) -> 
     assert full_bottom >= close_bottom + 4
 
 
+@pytest.mark.parametrize("view", ["front", "back", "side"])
+def test_long_hair_falls_below_the_head_in_every_view_unless_a_helmet_holds_it(view: str) -> None:
+    # Each view draws the fall from its own place (behind a front-facing body, on a back, behind a
+    # profile's neck); a view that lost it would teach that long hair is invisible from that side.
+    from personvlm.data.synth import person
+    from personvlm.data.synth.painter import Painter
+    from personvlm.data.synth.person import HairStyle
+    from personvlm.data.synth.skeleton import build
+
+    def lowest_hair_row(headwear: str) -> tuple[int, float, float]:
+        values = sample_outfit(np.random.default_rng(0), Marginals.load(),
+                               {"gender": "female", "orientation": view, "hair_length": "long", "headwear": headwear,
+                                "upper_type": "t-shirt", "bags": [], "age": "adult", "motion": "standing"})
+        rng = np.random.default_rng(1)
+        skel = build(values, rng, 160.0, 48.0, 186.0, 1 if view == "side" else 0, [None, None])
+        painter, hair = Painter((96, 192), rng), (200, 20, 20)
+        if view == "front":
+            person._draw_behind_front(painter, skel, values, hair, (0, 0, 200))
+        elif view == "back":
+            person._draw_back_items(painter, skel, values, hair)
+        else:
+            person._draw_head(painter, skel, values, (240, 190, 170), hair, HairStyle())
+        layer = np.asarray(painter.layer)
+        rows = np.nonzero((np.abs(layer[..., :3].astype(int) - hair).sum(-1) < 30).any(1))[0]
+        return (int(rows.max()) if rows.size else -1), skel.head[1], skel.head_h
+
+    bottom, head_y, head_h = lowest_hair_row("none")
+    assert bottom >= head_y + 1.15 * head_h  # every reach is >= 1.2 head heights (less rounding)
+    helmet_bottom, _, _ = lowest_hair_row("helmet")
+    assert helmet_bottom < head_y + 0.6 * head_h
+
+
 def test_hair_style_by_sex_and_length() -> None:
     from personvlm.data.synth.person import HairStyle, hair_style
 

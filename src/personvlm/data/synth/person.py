@@ -407,13 +407,29 @@ def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.I
         p.ellipse(lerp(el, wr, 1.08), aw * 0.55, aw * 0.6, hand)
 
 
+def _hair_falls(v: dict[str, Any]) -> bool:
+    """Long hair falls below the head unless a helmet holds it."""
+    return v["hair_length"] == "long" and v["headwear"] != "helmet"
+
+
+def _draw_hair_fall(p: Painter, s: Skeleton, hair: RGB, top: float, top_x: tuple[float, float],
+                    bottom_x: tuple[float, float], reach: tuple[float, float]) -> None:
+    """Long hair as one quadrilateral in every view (front: behind the body; back: on it; profile:
+    behind the neck), so the views differ only in their numbers: the top edge ``top`` head heights
+    below the head's centre with its corners ``top_x`` head widths from it, the bottom corners
+    ``bottom_x`` (in the order that closes the outline) a random ``reach`` of head heights below."""
+    hx, hy = s.head
+    length = s.head_h * p.rng.uniform(*reach)
+    y = hy + s.head_h * top
+    p.poly([(hx + s.head_w * top_x[0], y), (hx + s.head_w * top_x[1], y),
+            (hx + s.head_w * bottom_x[0], hy + length), (hx + s.head_w * bottom_x[1], hy + length)], hair)
+
+
 def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, upper: RGB) -> None:
     """Things behind a front-facing body: long hair down the back, a hood, a backpack's sides."""
     hx, hy = s.head
-    if v["hair_length"] == "long" and v["headwear"] != "helmet":
-        length = s.head_h * p.rng.uniform(1.3, 2.0)
-        p.poly([(hx - s.head_w * 0.55, hy - s.head_h * 0.1), (hx + s.head_w * 0.55, hy - s.head_h * 0.1),
-                (hx + s.head_w * 0.7, hy + length), (hx - s.head_w * 0.7, hy + length)], hair)
+    if _hair_falls(v):
+        _draw_hair_fall(p, s, hair, -0.1, (-0.55, 0.55), (0.7, -0.7), (1.3, 2.0))
     if v["upper_type"] == "hoodie":
         p.ellipse((hx, hy + s.head_h * 0.35), s.head_w * 0.72, s.head_h * 0.55, scale(upper, 0.8))
     if "backpack" in v["bags"]:
@@ -427,11 +443,8 @@ def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, up
 def _draw_back_items(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB) -> None:
     """On top of the torso seen from behind: long hair, a backpack (the hood is the torso's)."""
     sh_c = lerp(s.shoulder[0], s.shoulder[1], 0.5)
-    if v["hair_length"] == "long" and v["headwear"] != "helmet":
-        hx, hy = s.head
-        length = s.head_h * p.rng.uniform(1.3, 2.1)
-        p.poly([(hx - s.head_w * 0.55, hy), (hx + s.head_w * 0.55, hy),
-                (hx + s.head_w * 0.65, hy + length), (hx - s.head_w * 0.65, hy + length)], hair)
+    if _hair_falls(v):
+        _draw_hair_fall(p, s, hair, 0.0, (-0.55, 0.55), (0.65, -0.65), (1.3, 2.1))
     if "backpack" in v["bags"]:
         bag = p.item_color("backpack", BACKPACK_COLORS)
         w = s.shoulder_half * 0.8
@@ -447,10 +460,8 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB,
     rx, ry = s.head_w / 2, s.head_h / 2
     f = s.facing
     hl = v["hair_length"]
-    if s.view == "side" and hl == "long" and v["headwear"] != "helmet":  # falls behind the neck
-        length = s.head_h * p.rng.uniform(1.2, 1.9)
-        p.poly([(hx - f * rx * 1.05, hy - ry * 0.4), (hx + f * rx * 0.1, hy - ry * 0.4),
-                (hx - f * rx * 0.2, hy + length), (hx - f * rx * 1.25, hy + length)], hair)
+    if s.view == "side" and _hair_falls(v):  # falls behind the neck
+        _draw_hair_fall(p, s, hair, -0.2, (-f * 0.525, f * 0.05), (-f * 0.1, -f * 0.625), (1.2, 1.9))
     if style.volume > 1.0:
         _draw_hair_mass(p, s, hair, style)
     p.ellipse((hx, hy), rx, ry, skin)
