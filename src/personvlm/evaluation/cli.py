@@ -195,8 +195,8 @@ def real_probe(
     groups: dict[str, list] = {}
     try:
         for crop in labels_or_exit(labels, console):
-            if crop.group(field) != UNKNOWN:
-                groups.setdefault(crop.group(field), []).append(load_image(crop.image))
+            if (key := crop.group(field)) != UNKNOWN:
+                groups.setdefault(key, []).append(load_image(crop.image))
     except ImageError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
