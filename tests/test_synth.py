@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -483,7 +484,7 @@ def test_long_hair_falls_below_the_head_in_every_view_unless_a_helmet_holds_it(v
     # profile's neck); a view that lost it would teach that long hair is invisible from that side.
     from personvlm.data.synth import person
     from personvlm.data.synth.painter import Painter
-    from personvlm.data.synth.person import HairStyle
+    from personvlm.data.synth.person import hair_style
     from personvlm.data.synth.skeleton import build
 
     def lowest_hair_row(headwear: str) -> tuple[int, float, float]:
@@ -493,12 +494,13 @@ def test_long_hair_falls_below_the_head_in_every_view_unless_a_helmet_holds_it(v
         rng = np.random.default_rng(1)
         skel = build(values, rng, 160.0, 48.0, 186.0, 1 if view == "side" else 0, [None, None])
         painter, hair = Painter((96, 192), rng), (200, 20, 20)
+        style = replace(hair_style(values, np.random.default_rng(2)), volume=1.0)  # the fall alone, no mass
         if view == "front":
-            person._draw_behind_front(painter, skel, values, hair, (0, 0, 200))
+            person._draw_behind_front(painter, skel, values, hair, style, (0, 0, 200))
         elif view == "back":
-            person._draw_back_items(painter, skel, values, hair)
+            person._draw_back_items(painter, skel, values, hair, style)
         else:
-            person._draw_head(painter, skel, values, (240, 190, 170), hair, HairStyle())
+            person._draw_head(painter, skel, values, (240, 190, 170), hair, style)
         layer = np.asarray(painter.layer)
         rows = np.nonzero((np.abs(layer[..., :3].astype(int) - hair).sum(-1) < 30).any(1))[0]
         return (int(rows.max()) if rows.size else -1), skel.head[1], skel.head_h
@@ -522,8 +524,10 @@ def test_hair_style_by_sex_and_length() -> None:
     assert set(styles(headwear="helmet", hair_length="long")) == {HairStyle()}
     bobs = [s for s in styles() if s.bob]
     assert 0.5 < len(bobs) / 400 < 0.7 and all(1.0 < s.volume <= 1.4 and s.reach < 1.2 for s in bobs)
-    full = [s for s in styles(hair_length="long", gender="male") if s.volume > 1.0]
+    long = styles(hair_length="long", gender="male")
+    full = [s for s in long if s.volume > 1.0]
     assert 0.6 < len(full) / 400 < 0.8 and all(s.reach >= 1.2 for s in full)
+    assert all(s.falls for s in long) and not any(s.falls for s in styles() + styles(hair_length="bald"))
 
 
 def test_crops_are_as_narrow_as_a_detector_box() -> None:

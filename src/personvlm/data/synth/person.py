@@ -42,6 +42,7 @@ class HairStyle:
 
     ``volume`` is the hair's width over the skull's (1.0: a close cut) and ``reach`` how far the
     mass falls below the head's centre, in half head heights (about 1: the jaw, 1.6: the collar).
+    ``falls``: long hair hangs below the head (down the back, behind a profile's neck).
     Real women's hair at crop size is mostly a mass wider than the skull that frames the face and
     covers the neck (the real crops' woman: a shoulder-length blonde mop); drawn as a cap on the
     skull, the renders taught the model nothing about it, and masking a real woman's head left her
@@ -51,19 +52,22 @@ class HairStyle:
     bob: bool = False
     volume: float = 1.0
     reach: float = 0.0
+    falls: bool = False
 
 
 def hair_style(values: dict[str, Any], rng: np.random.Generator) -> HairStyle:
     """Many women's "short" hair is a chin-length bob, fuller than a man's cut; most long hair,
-    anyone's, stands out around the head (the rest is tied back or sleek)."""
+    anyone's, stands out around the head (the rest is tied back or sleek) and all of it falls below
+    the head. A helmet holds the hair: no mass, no fall."""
     length = values["hair_length"]
     if length == "bald" or values["headwear"] == "helmet":
         return HairStyle()
     if length == "short" and values["gender"] == "female" and rng.random() < 0.6:
         return HairStyle(bob=True, volume=rng.uniform(1.05, 1.4), reach=rng.uniform(0.8, 1.1))
-    if length == "long" and rng.random() < 0.7:
-        return HairStyle(volume=rng.uniform(1.1, 1.45), reach=rng.uniform(1.2, 1.7))
-    return HairStyle()
+    falls = length == "long"
+    if falls and rng.random() < 0.7:
+        return HairStyle(volume=rng.uniform(1.1, 1.45), reach=rng.uniform(1.2, 1.7), falls=True)
+    return HairStyle(falls=falls)
 
 
 @dataclass
@@ -142,7 +146,7 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
     arms_back = (0, 1) if skel.arms_behind and view != "back" else (0,) if side else ()
     draw_behind_rider(painter, skel, values, ground)
     if view == "front":
-        _draw_behind_front(painter, skel, values, hair, upper_rgb)
+        _draw_behind_front(painter, skel, values, hair, style, upper_rgb)
     for i in arms_back:
         _draw_arm(painter, skel, i, values, upper_cloth, upper_rgb, skin, hand_rgb)
     for i in (0, 1):
@@ -150,7 +154,7 @@ def draw_person(painter: Painter, values: dict[str, Any], u: float, cx: float, g
     _draw_skirt(painter, skel, values, lower_cloth)
     _draw_torso(painter, skel, values, upper_cloth, upper_rgb, skin)
     if view == "back":
-        _draw_back_items(painter, skel, values, hair)
+        _draw_back_items(painter, skel, values, hair, style)
     for i in (0, 1):
         if i not in arms_back:
             _draw_arm(painter, skel, i, values, upper_cloth, upper_rgb, skin, hand_rgb)
@@ -407,11 +411,6 @@ def _draw_arm(p: Painter, s: Skeleton, i: int, v: dict[str, Any], cloth: Image.I
         p.ellipse(lerp(el, wr, 1.08), aw * 0.55, aw * 0.6, hand)
 
 
-def _hair_falls(v: dict[str, Any]) -> bool:
-    """Long hair falls below the head unless a helmet holds it."""
-    return v["hair_length"] == "long" and v["headwear"] != "helmet"
-
-
 def _draw_hair_fall(p: Painter, s: Skeleton, hair: RGB, top: float, top_x: tuple[float, float],
                     bottom_x: tuple[float, float], reach: tuple[float, float]) -> None:
     """Long hair as one quadrilateral in every view (front: behind the body; back: on it; profile:
@@ -425,10 +424,10 @@ def _draw_hair_fall(p: Painter, s: Skeleton, hair: RGB, top: float, top_x: tuple
             (hx + s.head_w * bottom_x[0], hy + length), (hx + s.head_w * bottom_x[1], hy + length)], hair)
 
 
-def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, upper: RGB) -> None:
+def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, style: HairStyle, upper: RGB) -> None:
     """Things behind a front-facing body: long hair down the back, a hood, a backpack's sides."""
     hx, hy = s.head
-    if _hair_falls(v):
+    if style.falls:
         _draw_hair_fall(p, s, hair, -0.1, (-0.55, 0.55), (0.7, -0.7), (1.3, 2.0))
     if v["upper_type"] == "hoodie":
         p.ellipse((hx, hy + s.head_h * 0.35), s.head_w * 0.72, s.head_h * 0.55, scale(upper, 0.8))
@@ -440,10 +439,10 @@ def _draw_behind_front(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, up
                 (sh_c[0] + w, sh_c[1] + s.u * 0.2), (sh_c[0] - w, sh_c[1] + s.u * 0.2)], bag)
 
 
-def _draw_back_items(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB) -> None:
+def _draw_back_items(p: Painter, s: Skeleton, v: dict[str, Any], hair: RGB, style: HairStyle) -> None:
     """On top of the torso seen from behind: long hair, a backpack (the hood is the torso's)."""
     sh_c = lerp(s.shoulder[0], s.shoulder[1], 0.5)
-    if _hair_falls(v):
+    if style.falls:
         _draw_hair_fall(p, s, hair, 0.0, (-0.55, 0.55), (0.65, -0.65), (1.3, 2.1))
     if "backpack" in v["bags"]:
         bag = p.item_color("backpack", BACKPACK_COLORS)
@@ -460,7 +459,7 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB,
     rx, ry = s.head_w / 2, s.head_h / 2
     f = s.facing
     hl = v["hair_length"]
-    if s.view == "side" and _hair_falls(v):  # falls behind the neck
+    if s.view == "side" and style.falls:  # falls behind the neck
         _draw_hair_fall(p, s, hair, -0.2, (-f * 0.525, f * 0.05), (-f * 0.1, -f * 0.625), (1.2, 1.9))
     if style.volume > 1.0:
         _draw_hair_mass(p, s, hair, style)
