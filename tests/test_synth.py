@@ -385,7 +385,7 @@ def _torso_at_crop_size(upper_type: str, view: str) -> np.ndarray:
     blue = (40, 60, 160)
     person._draw_torso(painter, skel, values, Image.new("RGB", (96, 192), blue), blue, (240, 190, 170))
     if view == "back":
-        person._draw_back_items(painter, skel, values, (30, 20, 20))
+        person._draw_back_items(painter, skel, values, (30, 20, 20), person.HairStyle())  # short hair: no fall
     crop = Image.new("RGBA", (96, 192), (128, 128, 128, 255))
     crop.alpha_composite(painter.layer)
     return np.asarray(crop.convert("RGB").resize((58, 115), Image.BOX), dtype=float)[15:75]
