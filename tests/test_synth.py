@@ -300,14 +300,15 @@ def test_turned_men_are_as_narrow_as_women() -> None:
     assert men.min() > 0.125 * 0.94 * 0.6  # the narrowest view keeps most of the frontal width
 
 
-def _torso_widths(upper_type: str) -> tuple[int, int]:
-    """Painted width (px) of a front-view woman's top at her waist and at her hips."""
+def _torso_widths(upper_type: str, gender: str = "female") -> tuple[int, int, int]:
+    """Painted width (px) of a front-view person's top at the waist, at the hips and just above
+    its hem."""
     from personvlm.data.synth import person
     from personvlm.data.synth.painter import Painter, lerp
     from personvlm.data.synth.skeleton import build
 
     values = sample_outfit(np.random.default_rng(0), Marginals.load(),
-                           {"gender": "female", "orientation": "front", "upper_type": upper_type, "age": "adult",
+                           {"gender": gender, "orientation": "front", "upper_type": upper_type, "age": "adult",
                             "motion": "standing", "body": "normal", "scarf": "no"})
     values["bags"] = []
     rng = np.random.default_rng(1)
@@ -319,17 +320,36 @@ def _torso_widths(upper_type: str) -> tuple[int, int]:
     sh_c = lerp(skel.shoulder[0], skel.shoulder[1], 0.5)
     waist_y = round(lerp(sh_c, skel.pelvis, 0.62)[1])
     hip_y = round(skel.pelvis[1]) - 1
-    return int(alpha[waist_y].sum()), int(alpha[hip_y].sum())
+    hem_y = int(np.nonzero(alpha.any(1))[0].max()) - 1
+    return int(alpha[waist_y].sum()), int(alpha[hip_y].sum()), int(alpha[hem_y].sum())
 
 
-def test_a_coat_hides_the_waist() -> None:
+@pytest.mark.parametrize("gender", ["male", "female"])
+def test_a_straight_coat_hides_the_waist(gender: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # A coat falls straight from the chest. Drawn fitted, every coated man had a woman's waist and
     # flared hips, the shape of a dress, and real men in coats were read as women.
-    shirt_waist, shirt_hips = _torso_widths("t-shirt")
-    coat_waist, coat_hips = _torso_widths("coat")
+    from personvlm.data.synth import person
+
+    monkeypatch.setattr(person, "FITTED_COAT", 0.0)
+    shirt_waist, shirt_hips, _ = _torso_widths("t-shirt")
+    coat_waist, coat_hips, _ = _torso_widths("coat", gender)
     assert shirt_waist < shirt_hips - 2  # a fitted top shows her waist
     assert coat_waist >= coat_hips - 1  # a coat does not
     assert coat_waist > shirt_waist + 2
+
+
+def test_only_womens_coats_are_tailored(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many women's coats are cut in at the waist and flare at the hem (the real crops' woman wears
+    # one); a man's coat never is, even when every woman's is.
+    from personvlm.data.synth import person
+
+    monkeypatch.setattr(person, "FITTED_COAT", 1.0)
+    waist, hips, hem = _torso_widths("coat", "female")
+    assert waist < hips - 2
+    assert hem >= hips * 1.2
+    man_waist, man_hips, man_hem = _torso_widths("coat", "male")
+    assert man_waist >= man_hips - 1
+    assert man_hem < hem
 
 
 def test_shoulders_slope_from_the_neck() -> None:
@@ -478,6 +498,26 @@ def test_voluminous_hair_stands_out_around_the_head_in_every_view(view: str) -> 
     assert full_bottom >= close_bottom + 4
 
 
+def test_full_hair_is_curly_not_a_smooth_cap() -> None:
+    # Drawn as one smooth disc, a full mass looked like a hat: the model read a real woman's curly
+    # blonde mop as a hat or a helmet. Full hair has curls in other shades all round, the crown too.
+    from personvlm.data.synth.person import HairStyle
+
+    def curls(volume: float) -> tuple[float, float]:
+        """Share of the hair's pixels off its base shade: all of it, and its top quarter."""
+        layer, _ = _head_layer("back", HairStyle(volume=volume, reach=1.1))
+        rgb = layer[..., :3].astype(int)
+        hair = (np.abs(rgb - (200, 20, 20)).sum(-1) < 200) & (layer[..., 3] > 0)
+        shaded = hair & np.any(rgb != (200, 20, 20), axis=-1)
+        rows = np.nonzero(hair.any(1))[0]
+        top = rows.min() + (rows.max() - rows.min()) // 4
+        return shaded.sum() / hair.sum(), shaded[:top].sum() / hair[:top].sum()
+
+    (full, full_crown), (close, _) = curls(1.6), curls(1.1)
+    assert full > close + 0.1
+    assert full_crown >= 0.3  # a smooth crown drawn with curls only on the rim: 0.08
+
+
 @pytest.mark.parametrize("view", ["front", "back", "side"])
 def test_long_hair_falls_below_the_head_in_every_view_unless_a_helmet_holds_it(view: str) -> None:
     # Each view draws the fall from its own place (behind a front-facing body, on a back, behind a
@@ -523,7 +563,7 @@ def test_hair_style_by_sex_and_length() -> None:
     assert set(styles(gender="male")) == {HairStyle()}  # a man's short hair is a close cut
     assert set(styles(headwear="helmet", hair_length="long")) == {HairStyle()}
     bobs = [s for s in styles() if s.bob]
-    assert 0.5 < len(bobs) / 400 < 0.7 and all(1.0 < s.volume <= 1.4 and s.reach < 1.2 for s in bobs)
+    assert 0.5 < len(bobs) / 400 < 0.7 and all(1.0 < s.volume <= 1.65 and s.reach <= 1.2 for s in bobs)
     long = styles(hair_length="long", gender="male")
     full = [s for s in long if s.volume > 1.0]
     assert 0.6 < len(full) / 400 < 0.8 and all(s.reach >= 1.2 for s in full)

@@ -30,6 +30,10 @@ from personvlm.schema import HAIR_COLORS
 # drew every coated man in a knee-length A-line, the shape of a dress), a padded coat at the hip or
 # upper thigh, a gown near the ankle.
 COATS = {"coat": (0.58, 0.78), "cotton-padded coat": (0.55, 0.68), "graduation gown": (0.9, 0.95)}
+# Share of women's coats that are tailored: in at the waist, flared at the hem (the real crops' woman
+# wears one). Men's coats always hang straight: drawn fitted, real men in coats were read as women.
+FITTED_COAT = 0.5
+FLARE = 1.3  # a tailored coat's hem, as a multiple of the hips' width
 
 # Half the width of the neck's base, as a share of the head's width: where the torso's top edge
 # starts and where collars sit.
@@ -63,10 +67,10 @@ def hair_style(values: dict[str, Any], rng: np.random.Generator) -> HairStyle:
     if length == "bald" or values["headwear"] == "helmet":
         return HairStyle()
     if length == "short" and values["gender"] == "female" and rng.random() < 0.6:
-        return HairStyle(bob=True, volume=rng.uniform(1.05, 1.4), reach=rng.uniform(0.8, 1.1))
+        return HairStyle(bob=True, volume=rng.uniform(1.05, 1.65), reach=rng.uniform(0.8, 1.2))
     falls = length == "long"
     if falls and rng.random() < 0.7:
-        return HairStyle(volume=rng.uniform(1.1, 1.45), reach=rng.uniform(1.2, 1.7), falls=True)
+        return HairStyle(volume=rng.uniform(1.1, 1.65), reach=rng.uniform(1.2, 1.7), falls=True)
     return HairStyle(falls=falls)
 
 
@@ -227,11 +231,12 @@ def _draw_skirt(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image) 
     p.paint(cloth, [("poly", [(s.pelvis[0] - half, top), (s.pelvis[0] + half, top), (right, hem_y), (left, hem_y)])])
 
 
-def _torso_outline(s: Skeleton, hem_y: float, puff: float, hangs: bool) -> list[Pt]:
+def _torso_outline(s: Skeleton, hem_y: float, puff: float, hangs: bool, flare: float = 1.0) -> list[Pt]:
     """Torso polygon from the shoulders to ``hem_y`` (covering the legs for long coats).
 
     A ``hangs`` garment (a coat) falls straight from the chest: it hides the waist and the hips of
-    either sex. Drawn fitted, a coated man had a woman's waist and a flared hem.
+    either sex. Drawn fitted, a coated man had a woman's waist and a flared hem. A hem below the
+    hips is at least ``flare`` times their width (a tailored coat's skirt).
     """
     sh_c = lerp(s.shoulder[0], s.shoulder[1], 0.5)
     pel = s.pelvis
@@ -258,8 +263,8 @@ def _torso_outline(s: Skeleton, hem_y: float, puff: float, hangs: bool) -> list[
             back.append((hi if s.facing < 0 else lo, hem_y))
             front.append((lo if s.facing < 0 else hi, hem_y))
         else:
-            back.append((min(lo, pel[0] - hw), hem_y))
-            front.append((max(hi, pel[0] + hw), hem_y))
+            back.append((min(lo, pel[0] - hw * flare), hem_y))
+            front.append((max(hi, pel[0] + hw * flare), hem_y))
     return [*back, *reversed(front)]
 
 
@@ -278,7 +283,8 @@ def _draw_torso(p: Painter, s: Skeleton, v: dict[str, Any], cloth: Image.Image, 
     if v["motion"] in ("sitting", "riding bicycle") and hem_y > s.pelvis[1]:
         hem_y = s.pelvis[1] + (hem_y - s.pelvis[1]) * 0.3
     puff = 1.18 if kind == "cotton-padded coat" else 1.06 if kind in ("coat", "graduation gown") else 1.0
-    outline = _torso_outline(s, hem_y, puff, hangs=kind in COATS)
+    tailored = kind == "coat" and v["gender"] == "female" and p.rng.random() < FITTED_COAT
+    outline = _torso_outline(s, hem_y, puff, hangs=kind in COATS and not tailored, flare=FLARE if tailored else 1.0)
     # neck
     p.limb(s.neck, lerp(s.neck, s.head, 0.4), s.head_w * 0.5, skin)
     p.paint(cloth, [("poly", outline)])
@@ -522,19 +528,22 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB,
 
 def _draw_hair_mass(p: Painter, s: Skeleton, hair: RGB, style: HairStyle) -> None:
     """The hair standing out around the skull, behind the face: from the crown to ``style.reach``,
-    ``style.volume`` times the skull's width (centred behind the face in a profile). Waves on its
-    rim in lighter and darker shades of the same hair make the outline ragged and the mass no flat
-    disc, as real hair looks at crop size."""
+    ``style.volume`` times the skull's width (centred behind the face in a profile). Waves in
+    lighter and darker shades of the same hair make the outline ragged and the mass no flat disc,
+    as real hair looks at crop size; the fuller the hair, the more curls, over the crown too. A full
+    mass drawn smooth looked like a hat: the model read a real woman's curly blonde mop as a hat
+    or a helmet."""
     hx, hy = s.head
     rx, ry = s.head_w / 2 * style.volume, s.head_h / 2
     top, bottom = hy - ry * 1.08, hy + ry * style.reach
     cx, cy, half = hx - s.facing * rx * 0.25, (top + bottom) / 2, (bottom - top) / 2
     p.ellipse((cx, cy), rx, half, hair)
-    for _ in range(7):
-        angle = p.rng.uniform(-0.3, 1.0) * math.pi  # the sides and the bottom, rarely the crown
+    for _ in range(7 + round((style.volume - 1.0) * 20)):
+        angle = p.rng.uniform(-1.0, 1.0) * math.pi if style.volume > 1.3 else p.rng.uniform(-0.3, 1.0) * math.pi
         r = s.head_w * p.rng.uniform(0.12, 0.22)
-        p.ellipse((cx + math.cos(angle) * rx * 0.85, cy + math.sin(angle) * half * 0.85), r,
-                  r * p.rng.uniform(1.0, 1.6), scale(hair, p.rng.uniform(0.75, 1.35)))
+        at = p.rng.uniform(0.6, 0.95)  # the rim and just inside it
+        p.ellipse((cx + math.cos(angle) * rx * at, cy + math.sin(angle) * half * at), r,
+                  r * p.rng.uniform(1.0, 1.6), scale(hair, p.rng.uniform(0.7, 1.4)))
 
 
 def _draw_headwear(p: Painter, s: Skeleton, v: dict[str, Any]) -> None:
