@@ -29,7 +29,9 @@ _BANDS: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, f
     "brown": ((18, 32), (0.45, 0.75), (0.26, 0.50)),
     "beige": ((32, 44), (0.18, 0.35), (0.74, 0.90)),
     # hair colours that are not clothing colours
-    "blonde": ((38, 48), (0.35, 0.60), (0.66, 0.88)),
+    # golden to ash: real blonde hair on camera is dull (the real crops' woman: H ~50, S 0.2-0.3,
+    # V 0.55-0.75); drawn only golden, her hair was nearest a beige hat
+    "blonde": ((38, 52), (0.18, 0.60), (0.55, 0.88)),
 }
 _HAIR_BANDS: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
     "black": ((0, 360), (0.0, 0.2), (0.05, 0.16)),
