@@ -96,3 +96,61 @@ def test_calibrate_stores_a_prior_correction_and_refuses_one_with_nothing_to_und
     assert result.exit_code == 0, result.output
     saved = ModelConfig.load(model / "config.json")
     assert saved.prior_correction == 0.5 and Describer.from_pretrained(model).model.answer_offsets is not None
+
+
+def _balanced_model(tmp_path) -> object:
+    """A tiny model directory trained-with-head_balance in all but its weights: priors from LABELS."""
+    from personvlm.schema import PersonDescription
+    from personvlm.training.dataset import value_priors
+
+    model = tmp_path / "model"
+    Describer.tiny(seed=0).save_pretrained(model)
+    config = json.loads((model / "config.json").read_text())
+    config["head_balance"] = 1.0
+    config["head_priors"] = value_priors([PersonDescription.from_values(a) for a in LABELS])
+    (model / "config.json").write_text(json.dumps(config))
+    return model
+
+
+def test_each_answer_rule_scores_what_describing_with_it_would(tmp_path, labelled):
+    # One encoding, answers re-decided per rule, must give the evaluation's own mA and accuracy of
+    # describing the rows with that rule and no thresholds; the model keeps its own rule after.
+    from personvlm.evaluation.attributes import description_metrics
+    from personvlm.imageio import load_image
+    from personvlm.models.answer_rules import score_rules
+
+    model = _balanced_model(tmp_path)
+    records = load_jsonl(labelled)
+    truths = [r.labels() for r in records]
+    describer = Describer.from_pretrained(model)
+    describer.model.set_prior_correction(0.5)
+    scores = score_rules(describer, records, [0.0, 1.0], batch_size=4)
+    assert [s.prior_correction for s in scores] == [0.0, 1.0]
+    assert describer.model.config.prior_correction == 0.5
+    for score in scores:
+        fresh = Describer.from_pretrained(model)
+        fresh.model.set_prior_correction(score.prior_correction)
+        preds = fresh.describe([load_image(r.image) for r in records])
+        metrics = description_metrics(preds, truths)
+        accuracy = [row["accuracy"] for row in metrics["per_attribute"] if row["labelled"]]
+        assert score.mA == pytest.approx(metrics["mA"]) and score.mean_accuracy == pytest.approx(np.mean(accuracy))
+
+
+def test_answer_rules_command(tmp_path, labelled):
+    model = _balanced_model(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["model", "answer-rules", str(model), str(labelled), "--prior-corrections", "0,1", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["n"] == len(LABELS) and [r["prior_correction"] for r in figures["rules"]] == [0.0, 1.0]
+    assert all(0.0 <= r["mA"] <= 1.0 and 0.0 <= r["mean_accuracy"] <= 1.0 for r in figures["rules"])
+    out_of_range = runner.invoke(app, ["model", "answer-rules", str(model), str(labelled), "--prior-corrections", "0,2"])
+    assert out_of_range.exit_code == 2 and "[0, 1]" in out_of_range.stderr
+    not_numbers = runner.invoke(app, ["model", "answer-rules", str(model), str(labelled), "--prior-corrections", "a,b"])
+    assert not_numbers.exit_code == 2 and "expected numbers" in not_numbers.stderr
+    plain = tmp_path / "plain"
+    Describer.tiny(seed=0).save_pretrained(plain)
+    refused = runner.invoke(app, ["model", "answer-rules", str(plain), str(labelled), "--prior-corrections", "0.5"])
+    assert refused.exit_code == 1 and "without head_balance" in refused.stderr
+    missing = runner.invoke(app, ["model", "answer-rules", str(model), str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 1 and "nope.jsonl" in missing.stderr

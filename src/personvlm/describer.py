@@ -200,16 +200,29 @@ class Describer:
             return batch  # OnnxVisual lays it out itself, in NumPy (see models.onnx_visual)
         return batch.to(self.device, memory_format=self._memory_format)
 
-    def _encode(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Visual tokens and the logits answers are decided on (``PersonVLM.answer_logits``)."""
+    @torch.inference_mode()
+    def head_logits(self, images: Sequence[Image.Image]) -> dict[str, Tensor]:
+        """The heads' raw logits (before ``prior_correction`` and thresholds), ``max_batch`` images
+        at a time: computed once, they let a caller score every answer rule
+        (``personvlm.models.answer_rules``) without encoding the images again."""
+        parts = [self._raw_encode(self._inputs(images[start:start + self.max_batch]))[1]
+                 for start in range(0, len(images), self.max_batch)]
+        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+    def _raw_encode(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Visual tokens and the heads' raw logits."""
         # On CPU the encoder runs ENCODE_CHUNK images at a time: its early feature maps for a whole
         # batch of 32 overflow the caches and cost ~2x more CPU per image than chunks of 4 (measured).
         if self._onnx_visual is not None:
-            visual, logits = self._onnx_visual(batch)  # runs ENCODE_CHUNK images at a time too
-            return visual, self.model.prior_corrected(logits)
+            return self._onnx_visual(batch)  # runs ENCODE_CHUNK images at a time too
         chunk = ENCODE_CHUNK if self.device.type == "cpu" else len(batch)
         visual = torch.cat([self.model.visual_tokens(self._encoder(part)) for part in batch.split(chunk)])
-        return visual, self.model.answer_logits(visual)
+        return visual, self.model.head_logits(visual)
+
+    def _encode(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Visual tokens and the logits answers are decided on (``PersonVLM.answer_logits``)."""
+        visual, logits = self._raw_encode(batch)
+        return visual, self.model.prior_corrected(logits)
 
     def _describe_batch(self, images: Sequence[Image.Image], style: str) -> list[PersonDescription]:
         t0 = time.perf_counter()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
@@ -13,6 +15,10 @@ from rich.table import Table
 from personvlm.models.checkpoint import CONFIG_FILE, CheckpointError, load_checkpoint, save_checkpoint
 from personvlm.models.config import MAX_PARAMETERS, ConfigError, ModelConfig
 from personvlm.models.personvlm import parameter_report
+
+if TYPE_CHECKING:
+    from personvlm.data.msp60k import Record
+    from personvlm.describer import Describer
 
 app = typer.Typer(no_args_is_help=True, help="Inspect model configurations and checkpoints.")
 
@@ -66,6 +72,27 @@ def info(
         raise typer.Exit(1)
 
 
+@contextmanager
+def _labelled_rows_or_exit(model: Path, data: Path, image_root: Path | None,
+                           limit: int | None) -> Iterator[tuple[Describer, list[Record]]]:
+    """The model and the first ``limit`` rows of a labelled JSONL for a command that scores the
+    model on them; a bad model, a bad file, or a row the body cannot use (``ValueError``) ends
+    the command with status 1 and a message naming the problem."""
+    from personvlm.data.msp60k import DatasetError, load_jsonl
+    from personvlm.describer import Describer
+
+    try:
+        yield Describer.from_pretrained(model), load_jsonl(data, image_root)[:limit]
+    except DatasetError as exc:
+        for line in exc.errors[:20]:
+            typer.echo(line, err=True)
+        typer.echo(f"error: {len(exc.errors)} problem(s) in {data}", err=True)
+        raise typer.Exit(1) from None
+    except (ValueError, FileNotFoundError, ConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def calibrate(
     model: Annotated[Path, typer.Argument(help="Model directory; its config.json gets the thresholds.")],
@@ -87,25 +114,13 @@ def calibrate(
     Raising the target trades coverage for precision: scorers that count 'unknown' as wrong prefer
     a lower target.
     """
-    from personvlm.data.msp60k import DatasetError, load_jsonl
-    from personvlm.describer import Describer
     from personvlm.models.calibration import calibrate as run_calibration
 
     console = Console()
-    try:
-        describer = Describer.from_pretrained(model)
+    with _labelled_rows_or_exit(model, data, image_root, limit) as (describer, records):
         if prior_correction is not None:
             describer.model.set_prior_correction(prior_correction)
-        records = load_jsonl(data, image_root)[:limit]
         result = run_calibration(describer, records, target_accuracy)
-    except DatasetError as exc:
-        for line in exc.errors[:20]:
-            typer.echo(line, err=True)
-        typer.echo(f"error: {len(exc.errors)} problem(s) in {data}", err=True)
-        raise typer.Exit(1) from None
-    except (ValueError, FileNotFoundError, ConfigError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     table = Table(title=f"unknown thresholds for {model} on {len(records)} rows of {data} (target {target_accuracy})")
     for column in ("attribute", "n", "accuracy", "threshold", "coverage", "answered accuracy"):
         table.add_column(column, justify="left" if column == "attribute" else "right")
@@ -118,6 +133,51 @@ def calibrate(
         config.unknown_thresholds = {name: cal.threshold for name, cal in result.items() if cal.threshold > 0}
         config.save(model / CONFIG_FILE)
         console.print(f"wrote {len(config.unknown_thresholds)} threshold(s) to {model / CONFIG_FILE}")
+
+
+@app.command("answer-rules")
+def answer_rules(
+    model: Annotated[Path, typer.Argument(help="Model directory (trained with head_balance for the rules to differ).")],
+    data: Annotated[Path, typer.Argument(help="Labelled JSONL (MSP60K format, 'attributes' or 'one_hot').")],
+    corrections: Annotated[str, typer.Option(
+        "--prior-corrections", help="Comma-separated prior_correction values to score, each in [0, 1].")] = "0,0.25,0.5,1",
+    image_root: Annotated[Path | None, typer.Option(help="Folder image paths are relative to (default: the JSONL's).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N rows.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Also print the figures as one JSON line at the end.")] = False,
+) -> None:
+    """Score each answer rule on labelled data: head mA and mean attribute accuracy per
+    prior_correction, no 'unknown' thresholds, from one encoding of the images.
+
+    Balanced answers (0) raise label-based mA; answers by the training priors (1) raise accuracy.
+    Nothing is written: set the chosen rule with `personvlm model calibrate --prior-correction X`,
+    which fits that rule's thresholds too.
+    """
+    import json
+
+    from personvlm.evaluation.cli import progress_bar
+    from personvlm.models.answer_rules import score_rules
+
+    try:
+        values = [float(v) for v in corrections.split(",") if v.strip()]
+    except ValueError:
+        typer.echo(f"error: --prior-corrections {corrections!r}: expected numbers such as 0,0.5,1", err=True)
+        raise typer.Exit(2) from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        typer.echo(f"error: --prior-corrections {corrections!r}: each value must be in [0, 1]", err=True)
+        raise typer.Exit(2)
+    console = Console()
+    with (_labelled_rows_or_exit(model, data, image_root, limit) as (describer, records),
+          progress_bar(Console(stderr=True)) as bar):
+        task = bar.add_task("encoding", total=len(records))
+        scores = score_rules(describer, records, values, on_batch=lambda n: bar.advance(task, n))
+    table = Table(title=f"answer rules of {model} on {len(records)} rows of {data} (no thresholds)")
+    for column in ("prior_correction", "head mA", "mean accuracy"):
+        table.add_column(column, justify="right")
+    for score in scores:
+        table.add_row(f"{score.prior_correction:g}", f"{score.mA:.4f}", f"{score.mean_accuracy:.4f}")
+    console.print(table)
+    if as_json:
+        typer.echo(json.dumps({"n": len(records), "rules": [s.to_dict() for s in scores]}))
 
 
 @app.command()
