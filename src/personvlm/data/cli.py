@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from personvlm.data.vocab_cli import vocab
-from personvlm.evaluation.cli import real_eval, real_probe
+from personvlm.evaluation.cli import real_eval, real_probe, render_probe
 
 app = typer.Typer(no_args_is_help=True)
 app.command("real-eval")(real_eval)
 app.command("real-probe")(real_probe)
+app.command("render-probe")(render_probe)
 app.command("vocab")(vocab)
 
 

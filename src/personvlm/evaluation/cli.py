@@ -220,3 +220,45 @@ def real_probe(
         print(json.dumps({"attribute": attribute, "value": value, "group_by": field,
                           "groups": {name: len(groups[name]) for name in names},
                           "rows": [{"band": list(row.band) if row.band else None, "means": row.means} for row in rows]}))
+
+
+def render_probe(
+    attribute: Annotated[str, typer.Option("--attribute", help="Schema attribute whose head is probed, e.g. gender.")],
+    value: Annotated[str, typer.Option("--value", help="The value whose probability is reported, e.g. female.")],
+    pins: Annotated[list[str], typer.Option(
+        "--pin", help="NAME=VALUE fixed in every render (repeatable), in the renderer's names, e.g. gender=female, "
+        "hair_length=short, headwear=none, bags=backpack+handbag; the rest is sampled.")],
+    models: Annotated[list[Path] | None, typer.Option(
+        "--model", help="Model directory (repeatable: each is scored on the same renders); default: the bundled one.")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="How many renders.")] = 120,
+    seed: Annotated[int, typer.Option("--seed", help="Render seed; the same seed gives the same crops.")] = 901,
+    as_json: Annotated[bool, typer.Option("--json", help="Also print one JSON line last with every figure.")] = False,
+) -> None:
+    """Mean probability of --value on renders with the --pin values fixed: what a head leans on in
+    the renderer's pixels, to set beside `personvlm data real-probe` on real crops (e.g. p(female)
+    of women and of men with short hair, or of a garment drawn two ways)."""
+    from personvlm.data.synth.pins import parse_pins, pinned_renders
+    from personvlm.schema import BY_NAME
+
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        if attribute not in BY_NAME:
+            raise ValueError(f"--attribute {attribute!r} is not a schema attribute; expected one of {sorted(BY_NAME)}")
+        if value not in BY_NAME[attribute].values:
+            raise ValueError(f"--value {value!r} is not a value of {attribute}; expected one of {BY_NAME[attribute].values}")
+        pinned = parse_pins(pins)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    describers = [load_describer(m, console) for m in (models or [None])]
+    images = pinned_renders(pinned, n, seed)
+    index = BY_NAME[attribute].values.index(value)
+    means = {d.model_version: float(d.head_probabilities(images, attribute)[:, index].mean()) for d in describers}
+    table = Table(title=f"mean p({attribute}={value}) on {n} renders (seed {seed}) with {' '.join(pins)}")
+    table.add_column("model")
+    table.add_column(f"p({value})", justify="right")
+    for version, mean in means.items():
+        table.add_row(version, f"{mean:.3f}")
+    Console().print(table)
+    if as_json:
+        print(json.dumps({"attribute": attribute, "value": value, "pins": pinned, "n": n, "seed": seed, "means": means}))
