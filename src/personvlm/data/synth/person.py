@@ -538,8 +538,9 @@ def _draw_hair_mass(p: Painter, s: Skeleton, hair: RGB, style: HairStyle) -> Non
     top, bottom = hy - ry * 1.08, hy + ry * style.reach
     cx, cy, half = hx - s.facing * rx * 0.25, (top + bottom) / 2, (bottom - top) / 2
     p.ellipse((cx, cy), rx, half, hair)
+    lowest = -1.0 if style.volume > 1.3 else -0.3  # full hair all round; else the sides and the bottom
     for _ in range(7 + round((style.volume - 1.0) * 20)):
-        angle = p.rng.uniform(-1.0, 1.0) * math.pi if style.volume > 1.3 else p.rng.uniform(-0.3, 1.0) * math.pi
+        angle = p.rng.uniform(lowest, 1.0) * math.pi
         r = s.head_w * p.rng.uniform(0.12, 0.22)
         at = p.rng.uniform(0.6, 0.95)  # the rim and just inside it
         p.ellipse((cx + math.cos(angle) * rx * at, cy + math.sin(angle) * half * at), r,
