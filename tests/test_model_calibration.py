@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +32,20 @@ def labelled(tmp_path):
         rows.append({"image": f"images/{i}.jpg", "answer": "A person.", "attributes": attrs})
     (tmp_path / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return tmp_path / "val.jsonl"
+
+
+def _balanced_model(tmp_path: Path) -> Path:
+    """A tiny model directory trained-with-head_balance in all but its weights: priors from LABELS."""
+    from personvlm.schema import PersonDescription
+    from personvlm.training.dataset import value_priors
+
+    model = tmp_path / "model"
+    Describer.tiny(seed=0).save_pretrained(model)
+    config = json.loads((model / "config.json").read_text())
+    config["head_balance"] = 1.0
+    config["head_priors"] = value_priors([PersonDescription.from_values(a) for a in LABELS])
+    (model / "config.json").write_text(json.dumps(config))
+    return model
 
 
 def test_thresholds_only_for_labelled_attributes_and_reach_the_target(labelled):
@@ -80,36 +95,16 @@ def test_rows_without_labels_are_named(tmp_path, labelled):
 
 
 def test_calibrate_stores_a_prior_correction_and_refuses_one_with_nothing_to_undo(tmp_path, labelled):
-    from personvlm.schema import PersonDescription
-    from personvlm.training.dataset import value_priors
-
-    model = tmp_path / "model"
-    Describer.tiny(seed=0).save_pretrained(model)
+    plain = tmp_path / "plain"
+    Describer.tiny(seed=0).save_pretrained(plain)
     runner = CliRunner()
-    refused = runner.invoke(app, ["model", "calibrate", str(model), str(labelled), "--prior-correction", "0.5"])
+    refused = runner.invoke(app, ["model", "calibrate", str(plain), str(labelled), "--prior-correction", "0.5"])
     assert refused.exit_code == 1 and "without head_balance" in refused.stderr
-    config = json.loads((model / "config.json").read_text())
-    config["head_balance"] = 1.0
-    config["head_priors"] = value_priors([PersonDescription.from_values(a) for a in LABELS])
-    (model / "config.json").write_text(json.dumps(config))
+    model = _balanced_model(tmp_path)
     result = runner.invoke(app, ["model", "calibrate", str(model), str(labelled), "--prior-correction", "0.5"])
     assert result.exit_code == 0, result.output
     saved = ModelConfig.load(model / "config.json")
     assert saved.prior_correction == 0.5 and Describer.from_pretrained(model).model.answer_offsets is not None
-
-
-def _balanced_model(tmp_path) -> object:
-    """A tiny model directory trained-with-head_balance in all but its weights: priors from LABELS."""
-    from personvlm.schema import PersonDescription
-    from personvlm.training.dataset import value_priors
-
-    model = tmp_path / "model"
-    Describer.tiny(seed=0).save_pretrained(model)
-    config = json.loads((model / "config.json").read_text())
-    config["head_balance"] = 1.0
-    config["head_priors"] = value_priors([PersonDescription.from_values(a) for a in LABELS])
-    (model / "config.json").write_text(json.dumps(config))
-    return model
 
 
 def test_each_answer_rule_scores_what_describing_with_it_would(tmp_path, labelled):

@@ -41,7 +41,7 @@ from personvlm.models import onnx_decoder, onnx_visual
 from personvlm.models.checkpoint import load_checkpoint, model_version, save_checkpoint, weights_digest
 from personvlm.models.config import ModelConfig
 from personvlm.models.encoders import ENCODE_CHUNK, fused_for_inference
-from personvlm.models.heads import decide, value_probabilities
+from personvlm.models.heads import concat_logits, decide, value_probabilities
 from personvlm.models.onnx_decoder import OnnxDecoder
 from personvlm.models.onnx_graphs import OnnxGraphError
 from personvlm.models.onnx_visual import OnnxVisual
@@ -188,26 +188,22 @@ class Describer:
         ``personvlm data real-probe``, which need the head's leaning, not only its answer."""
         if attribute not in self.model.heads.names:
             raise ValueError(f"unknown attribute {attribute!r}; expected one of {self.model.heads.names}")
-        out = []
-        for start in range(0, len(images), self.max_batch):
-            _, logits = self._encode(self._inputs(images[start:start + self.max_batch]))
-            out.append(value_probabilities(BY_NAME[attribute], logits[attribute]).cpu().numpy())
-        return np.concatenate(out)
-
-    def _inputs(self, images: Sequence[Image.Image]) -> Tensor:
-        batch = preprocess(images, self.config.image_size)
-        if self._onnx_visual is not None:
-            return batch  # OnnxVisual lays it out itself, in NumPy (see models.onnx_visual)
-        return batch.to(self.device, memory_format=self._memory_format)
+        logits = self.model.prior_corrected(self.head_logits(images))
+        return value_probabilities(BY_NAME[attribute], logits[attribute]).cpu().numpy()
 
     @torch.inference_mode()
     def head_logits(self, images: Sequence[Image.Image]) -> dict[str, Tensor]:
         """The heads' raw logits (before ``prior_correction`` and thresholds), ``max_batch`` images
         at a time: computed once, they let a caller score every answer rule
         (``personvlm.models.answer_rules``) without encoding the images again."""
-        parts = [self._raw_encode(self._inputs(images[start:start + self.max_batch]))[1]
-                 for start in range(0, len(images), self.max_batch)]
-        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+        return concat_logits([self._raw_encode(self._inputs(images[start:start + self.max_batch]))[1]
+                              for start in range(0, len(images), self.max_batch)])
+
+    def _inputs(self, images: Sequence[Image.Image]) -> Tensor:
+        batch = preprocess(images, self.config.image_size)
+        if self._onnx_visual is not None:
+            return batch  # OnnxVisual lays it out itself, in NumPy (see models.onnx_visual)
+        return batch.to(self.device, memory_format=self._memory_format)
 
     def _raw_encode(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Visual tokens and the heads' raw logits."""

@@ -51,6 +51,17 @@ def progress_bar(console: Console) -> Progress:
                     console=console, transient=False)
 
 
+def attribute_value_problem(attribute: str, value: str) -> str | None:
+    """What is wrong with a probe's ``--attribute`` / ``--value`` pair, or None."""
+    from personvlm.schema import BY_NAME
+
+    if attribute not in BY_NAME:
+        return f"--attribute {attribute!r} is not a schema attribute; expected one of {sorted(BY_NAME)}"
+    if value not in BY_NAME[attribute].values:
+        return f"--value {value!r} is not a value of {attribute}; expected one of {BY_NAME[attribute].values}"
+    return None
+
+
 def _figure(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -180,11 +191,7 @@ def real_probe(
 
     console = Console(stderr=True, soft_wrap=True)
     field = group_by or attribute
-    problems = []
-    if attribute not in BY_NAME:
-        problems.append(f"--attribute {attribute!r} is not a schema attribute; expected one of {sorted(BY_NAME)}")
-    elif value not in BY_NAME[attribute].values:
-        problems.append(f"--value {value!r} is not a value of {attribute}; expected one of {BY_NAME[attribute].values}")
+    problems = [problem] if (problem := attribute_value_problem(attribute, value)) else []
     if field not in FIELDS and field != PERSON_FIELD:
         problems.append(f"--group-by {field!r} is not a labels field; expected one of "
                         f"{sorted([*FIELDS, PERSON_FIELD])}")
@@ -242,10 +249,8 @@ def render_probe(
 
     console = Console(stderr=True, soft_wrap=True)
     try:
-        if attribute not in BY_NAME:
-            raise ValueError(f"--attribute {attribute!r} is not a schema attribute; expected one of {sorted(BY_NAME)}")
-        if value not in BY_NAME[attribute].values:
-            raise ValueError(f"--value {value!r} is not a value of {attribute}; expected one of {BY_NAME[attribute].values}")
+        if problem := attribute_value_problem(attribute, value):
+            raise ValueError(problem)
         pinned = parse_pins(pins)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)

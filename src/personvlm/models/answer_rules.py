@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from personvlm.data.msp60k import Record
 from personvlm.describer import Describer
 from personvlm.evaluation.attributes import description_metrics
 from personvlm.imageio import load_image
-from personvlm.models.heads import decide
+from personvlm.models.calibration import labelled_truths
+from personvlm.models.heads import concat_logits, decide
 from personvlm.schema import PersonDescription
 
 
@@ -36,17 +36,6 @@ class RuleScore:
         return {"prior_correction": self.prior_correction, "mA": self.mA, "mean_accuracy": self.mean_accuracy}
 
 
-def labelled_truths(records: Sequence[Record]) -> list[PersonDescription]:
-    """Each record's labels; a row without any is an error naming it (nothing could be scored)."""
-    truths = []
-    for record in records:
-        labels = record.labels()
-        if labels is None:
-            raise ValueError(f"{record.image} (line {record.line}): no labels (needs 'attributes' or 'one_hot')")
-        truths.append(labels)
-    return truths
-
-
 def score_rules(describer: Describer, records: Sequence[Record], corrections: Sequence[float],
                 batch_size: int = 32, on_batch: Callable[[int], None] | None = None) -> list[RuleScore]:
     """The figures of each ``prior_correction`` in ``corrections`` on ``records``; the model's own
@@ -60,7 +49,7 @@ def score_rules(describer: Describer, records: Sequence[Record], corrections: Se
         parts.append(describer.head_logits([load_image(r.image) for r in chunk]))
         if on_batch is not None:
             on_batch(len(chunk))
-    raw = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+    raw = concat_logits(parts)
     model = describer.model
     own = model.config.prior_correction
     scores = []

@@ -17,7 +17,7 @@ from personvlm.data.msp60k import Record
 from personvlm.describer import Describer
 from personvlm.imageio import load_image
 from personvlm.models.heads import calibrate_thresholds
-from personvlm.schema import NAMES, UNKNOWN, AttributeValue
+from personvlm.schema import NAMES, UNKNOWN, AttributeValue, PersonDescription
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ def head_answers(describer: Describer, records: Sequence[Record], batch_size: in
     config = describer.model.config
     saved = (config.unknown_thresholds, config.default_unknown_threshold)
     config.unknown_thresholds, config.default_unknown_threshold = {}, 0.0
+    truths = labelled_truths(records)
     confidence: dict[str, list[float]] = {name: [] for name in NAMES}
     correct: dict[str, list[bool]] = {name: [] for name in NAMES}
     try:
@@ -46,19 +47,28 @@ def head_answers(describer: Describer, records: Sequence[Record], batch_size: in
             for start in range(0, len(records), batch_size):
                 chunk = records[start:start + batch_size]
                 described = describer.describe([load_image(r.image) for r in chunk])
-                for record, desc in zip(chunk, described, strict=True):
-                    _collect(record, desc.attributes.items(), confidence, correct)
+                for labels, desc in zip(truths[start:start + batch_size], described, strict=True):
+                    _collect(labels, desc.attributes.items(), confidence, correct)
                 progress.advance(task, len(chunk))
     finally:
         config.unknown_thresholds, config.default_unknown_threshold = saved
     return confidence, correct
 
 
-def _collect(record: Record, answers: Iterable[tuple[str, AttributeValue]], confidence: dict[str, list[float]],
-             correct: dict[str, list[bool]]) -> None:
-    labels = record.labels()
-    if labels is None:
-        raise ValueError(f"{record.image} (line {record.line}): no labels (needs 'attributes' or 'one_hot')")
+def labelled_truths(records: Sequence[Record]) -> list[PersonDescription]:
+    """Each record's labels, checked before any image is described: a row without any is an
+    error naming it (nothing could be scored)."""
+    truths = []
+    for record in records:
+        labels = record.labels()
+        if labels is None:
+            raise ValueError(f"{record.image} (line {record.line}): no labels (needs 'attributes' or 'one_hot')")
+        truths.append(labels)
+    return truths
+
+
+def _collect(labels: PersonDescription, answers: Iterable[tuple[str, AttributeValue]],
+             confidence: dict[str, list[float]], correct: dict[str, list[bool]]) -> None:
     for name, answer in answers:
         truth = labels.value(name)
         if truth != UNKNOWN:

@@ -122,6 +122,13 @@ def head_losses(logits: Mapping[str, Tensor], targets: Mapping[str, Tensor],
     return losses
 
 
+def concat_logits(parts: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
+    """Per-batch head logits (``{attribute: [b, K]}``) joined into one batch, in order."""
+    if not parts:
+        raise ValueError("no head logits to join: no images were given")
+    return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+
 def value_probabilities(attr: Attribute, logits: Tensor) -> Tensor:
     """``[B, K]`` probabilities of ``attr``'s values: a softmax for an exclusive attribute, one
     sigmoid per value for a multi-label one."""
