@@ -281,7 +281,7 @@ def test_a_raised_collar_hides_the_neck_for_either_sex(gender: str, monkeypatch:
     assert _neck_pixel("coat", gender, monkeypatch, 1.0) == (200, 20, 20)
 
 
-def test_turned_men_are_as_narrow_as_women() -> None:
+def test_turned_men_are_as_narrow_as_women_and_women_nearly_as_broad_as_men() -> None:
     # Three-quarter views narrow the body as much as sex does; if only women were ever narrow, a
     # narrow (turned) real man reads as a woman. Over 15% of front-view men must be narrower than
     # the median woman (5% with the earlier turns of at most ~37 degrees), and a turned torso keeps
@@ -296,7 +296,9 @@ def test_turned_men_are_as_narrow_as_women() -> None:
 
     men, women = widths("male"), widths("female")
     assert np.mean(men < np.median(women)) >= 0.15
-    assert np.mean(men) > np.mean(women)  # still broader on average
+    # Still broader on average, by the ~5% of anthropometric surveys, not the 14% that taught the
+    # model a broad real woman in a winter coat was a man.
+    assert 0.92 < np.mean(women) / np.mean(men) < 0.98
     assert men.min() > 0.125 * 0.94 * 0.6  # the narrowest view keeps most of the frontal width
 
 
