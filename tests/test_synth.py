@@ -281,6 +281,35 @@ def test_a_raised_collar_hides_the_neck_for_either_sex(gender: str, monkeypatch:
     assert _neck_pixel("coat", gender, monkeypatch, 1.0) == (200, 20, 20)
 
 
+def test_most_side_view_walkers_lift_the_trailing_foot_less_than_runners_kick() -> None:
+    # A walking leg swings for ~40% of its cycle, so most frames of a walk show a foot off the
+    # ground, behind the walker with the knee bent. With both feet always down, a raised foot
+    # behind meant running, and the model called real walkers runners.
+    from personvlm.data.synth.skeleton import build
+
+    def foot_lifts(motion: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame: the higher foot's lift and how far behind the hip it is, in leg lengths."""
+        rng = np.random.default_rng(5)
+        values = {"gender": "male", "orientation": "side", "age": "adult", "body": "normal", "motion": motion}
+        lifts, behind = [], []
+        for _ in range(300):
+            s = build(values, rng, 160.0, 48.0, 186.0, 1, [None, None])
+            leg = s.ankle[0][1] - s.hip[0][1] if s.ankle[0][1] > s.ankle[1][1] else s.ankle[1][1] - s.hip[1][1]
+            ground = max(a[1] for a in s.ankle)
+            high = min(s.ankle, key=lambda a: a[1])
+            lifts.append((ground - high[1]) / leg)
+            behind.append((s.hip[0][0] - high[0]) / leg)  # facing +1: behind is to the left
+        return np.array(lifts), np.array(behind)
+
+    walk, walk_behind = foot_lifts("walking")
+    raised = walk > 0.04
+    assert 0.4 <= raised.mean() <= 0.8
+    assert np.all(walk_behind[raised] > 0)  # the swinging foot trails
+    assert walk.max() <= 0.25
+    run, _ = foot_lifts("running")
+    assert np.median(run) > np.quantile(walk, 0.9)
+
+
 def test_turned_men_are_as_narrow_as_women_and_women_nearly_as_broad_as_men() -> None:
     # Three-quarter views narrow the body as much as sex does; if only women were ever narrow, a
     # narrow (turned) real man reads as a woman. Over 15% of front-view men must be narrower than
