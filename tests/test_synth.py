@@ -294,10 +294,9 @@ def test_most_side_view_walkers_lift_the_trailing_foot_less_than_runners_kick() 
         lifts, behind = [], []
         for _ in range(300):
             s = build(values, rng, 160.0, 48.0, 186.0, 1, [None, None])
-            leg = s.ankle[0][1] - s.hip[0][1] if s.ankle[0][1] > s.ankle[1][1] else s.ankle[1][1] - s.hip[1][1]
-            ground = max(a[1] for a in s.ankle)
-            high = min(s.ankle, key=lambda a: a[1])
-            lifts.append((ground - high[1]) / leg)
+            stand, high = sorted(s.ankle, key=lambda a: a[1], reverse=True)  # the lower foot bears the weight
+            leg = stand[1] - s.hip[s.ankle.index(stand)][1]
+            lifts.append((stand[1] - high[1]) / leg)
             behind.append((s.hip[0][0] - high[0]) / leg)  # facing +1: behind is to the left
         return np.array(lifts), np.array(behind)
 
