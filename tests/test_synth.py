@@ -528,6 +528,39 @@ def test_voluminous_hair_stands_out_around_the_head_in_every_view(view: str) -> 
     assert full_bottom >= close_bottom + 4
 
 
+@pytest.mark.parametrize("view", ["front", "side"])
+def test_most_hairlines_leave_a_bare_forehead(view: str) -> None:
+    # Short hair drawn down to the eyes (a bowl) never showed a bare forehead under dark hair, so
+    # the model took real bare heads, dark hair over skin, for caps. A hairline leaves skin between
+    # the hair and the eyes; a fringe keeps the old bowl.
+    from personvlm.data.synth.person import FRINGE_LINE, HairStyle
+
+    def upper_skin(hairline: float) -> tuple[int, float]:
+        """Skin pixels in the head's upper half, and the skull's width."""
+        layer, head_w = _head_layer(view, HairStyle(hairline=hairline))
+        rgb = layer[..., :3].astype(int)
+        hair = np.all(rgb == (200, 20, 20), axis=-1)
+        skin = np.all(rgb == (240, 190, 170), axis=-1)
+        rows = np.nonzero((hair | skin).any(1))[0]
+        return int(skin[:(rows.min() + rows.max()) // 2].sum()), head_w
+
+    (fringe, head_w), (forehead, _) = upper_skin(FRINGE_LINE), upper_skin(-0.4)
+    assert forehead >= fringe + head_w  # at least a skull's width more bare skin
+
+
+def test_hairlines_are_drawn_alike_for_men_and_women() -> None:
+    # A fringe that only women wore would be a new gender cue the real crops do not carry.
+    from personvlm.data.synth.person import FRINGE_LINE, FRINGE_SHARE, hair_style
+
+    rng = np.random.default_rng(5)
+    shares = {}
+    for gender in ("male", "female"):
+        styles = [hair_style({"hair_length": "short", "headwear": "none", "gender": gender}, rng) for _ in range(2000)]
+        shares[gender] = np.mean([s.hairline == FRINGE_LINE for s in styles])
+        assert all(s.hairline <= FRINGE_LINE for s in styles)
+    assert abs(shares["male"] - FRINGE_SHARE) < 0.04 and abs(shares["female"] - FRINGE_SHARE) < 0.04
+
+
 def test_full_hair_is_curly_not_a_smooth_cap() -> None:
     # Drawn as one smooth disc, a full mass looked like a hat: the model read a real woman's curly
     # blonde mop as a hat or a helmet. Full hair has curls in other shades all round, the crown too.
@@ -590,7 +623,8 @@ def test_hair_style_by_sex_and_length() -> None:
         values = {"gender": "female", "hair_length": "short", "headwear": "none", **pinned}
         return [hair_style(values, rng) for _ in range(400)]
 
-    assert set(styles(gender="male")) == {HairStyle()}  # a man's short hair is a close cut
+    men = styles(gender="male")  # a man's short hair is a close cut, only its hairline varies
+    assert {replace(s, hairline=HairStyle().hairline) for s in men} == {HairStyle()}
     assert set(styles(headwear="helmet", hair_length="long")) == {HairStyle()}
     bobs = [s for s in styles() if s.bob]
     assert 0.5 < len(bobs) / 400 < 0.7 and all(1.0 < s.volume <= 1.65 and s.reach <= 1.2 for s in bobs)

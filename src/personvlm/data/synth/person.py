@@ -40,6 +40,18 @@ FLARE = 1.3  # a tailored coat's hem, as a multiple of the hips' width
 NECK_HALF = 0.38
 
 
+# Where the hair ends over the forehead, in half head heights below the head's centre (the eyes sit
+# at about 0). Every short cut used to come down to the eyes, a bowl, so a rendered bare head never
+# showed a forehead under dark hair, while real bare heads do: the model read real men's front and
+# side views as caps (p(headwear=none) ~0.3 on real bare heads against 0.95 on rendered ones), since
+# a rendered cap is a dark dome with skin below it. Most hairlines now sit where a face's upper third
+# starts (a quarter of the head's height below the crown, -0.5; the eyes at half), leaving the
+# forehead bare; a fringe, as often a man's as a woman's, still reaches the brows.
+FRINGE_LINE = 0.08
+FRINGE_SHARE = 0.25
+HAIRLINE_RANGE = (-0.55, -0.3)
+
+
 @dataclass(frozen=True)
 class HairStyle:
     """How the hair sits, decided once per person so every view draws the same hairdo.
@@ -47,6 +59,7 @@ class HairStyle:
     ``volume`` is the hair's width over the skull's (1.0: a close cut) and ``reach`` how far the
     mass falls below the head's centre, in half head heights (about 1: the jaw, 1.6: the collar).
     ``falls``: long hair hangs below the head (down the back, behind a profile's neck).
+    ``hairline``: where the hair ends over the forehead (see ``FRINGE_LINE``).
     Real women's hair at crop size is mostly a mass wider than the skull that frames the face and
     covers the neck (the real crops' woman: a shoulder-length blonde mop); drawn as a cap on the
     skull, the renders taught the model nothing about it, and masking a real woman's head left her
@@ -57,6 +70,7 @@ class HairStyle:
     volume: float = 1.0
     reach: float = 0.0
     falls: bool = False
+    hairline: float = FRINGE_LINE
 
 
 def hair_style(values: dict[str, Any], rng: np.random.Generator) -> HairStyle:
@@ -66,12 +80,13 @@ def hair_style(values: dict[str, Any], rng: np.random.Generator) -> HairStyle:
     length = values["hair_length"]
     if length == "bald" or values["headwear"] == "helmet":
         return HairStyle()
+    line = FRINGE_LINE if rng.random() < FRINGE_SHARE else float(rng.uniform(*HAIRLINE_RANGE))
     if length == "short" and values["gender"] == "female" and rng.random() < 0.6:
-        return HairStyle(bob=True, volume=rng.uniform(1.05, 1.65), reach=rng.uniform(0.8, 1.2))
+        return HairStyle(bob=True, volume=rng.uniform(1.05, 1.65), reach=rng.uniform(0.8, 1.2), hairline=line)
     falls = length == "long"
     if falls and rng.random() < 0.7:
-        return HairStyle(volume=rng.uniform(1.1, 1.65), reach=rng.uniform(1.2, 1.7), falls=True)
-    return HairStyle(falls=falls)
+        return HairStyle(volume=rng.uniform(1.1, 1.65), reach=rng.uniform(1.2, 1.7), falls=True, hairline=line)
+    return HairStyle(falls=falls, hairline=line)
 
 
 @dataclass
@@ -484,9 +499,9 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB,
             p.poly([(hx - f * rx * 1.05, hy + ry * 0.55), (hx - f * rx * 1.05, hy - ry * 0.3),
                     (hx - f * rx * 0.2, hy - ry * 1.05), (hx + f * rx * 0.85, hy - ry * 0.6),
                     (hx + f * rx * 0.2, hy - ry * 0.3), (hx - f * rx * 0.1, hy + ry * 0.2)], hair)
-            p.ellipse((hx - f * rx * 0.1, hy - ry * 0.45), rx * 0.95, ry * 0.6, hair)
+            _dome(p, hx - f * rx * 0.1, hy, rx * 0.95, ry, -1.05, style.hairline + 0.07, hair)
         else:
-            p.ellipse((hx, hy - ry * 0.5), rx * 1.04, ry * 0.58, hair)
+            _dome(p, hx, hy, rx * 1.04, ry, -1.08, style.hairline, hair)
             for sgn in (-1, 1):
                 p.ellipse((hx + sgn * rx * 0.88, hy - ry * 0.05), rx * 0.2, ry * 0.45, hair)
     if s.view != "back":
@@ -524,6 +539,12 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB,
         p.limb((hx - rx * 0.9, hy + ry * 1.3), (hx + rx * 0.9, hy + ry * 1.3), s.head_h * 0.32, col)
         if s.view == "front":
             p.limb((hx + rx * 0.4, hy + ry * 1.3), (hx + rx * 0.5, hy + ry * 2.6), s.head_h * 0.2, scale(col, 0.9))
+
+
+def _dome(p: Painter, cx: float, hy: float, rx: float, ry: float, top: float, bottom: float, hair: RGB) -> None:
+    """The hair over the skull as an ellipse from ``top`` to ``bottom`` (half head heights from the
+    head's centre ``hy``): its lower edge is the hairline over the forehead."""
+    p.ellipse((cx, hy + ry * (top + bottom) / 2), rx, ry * (bottom - top) / 2, hair)
 
 
 def _draw_hair_mass(p: Painter, s: Skeleton, hair: RGB, style: HairStyle) -> None:
