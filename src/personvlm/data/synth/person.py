@@ -499,6 +499,7 @@ def _draw_head(p: Painter, s: Skeleton, v: dict[str, Any], skin: RGB, hair: RGB,
             p.poly([(hx - f * rx * 1.05, hy + ry * 0.55), (hx - f * rx * 1.05, hy - ry * 0.3),
                     (hx - f * rx * 0.2, hy - ry * 1.05), (hx + f * rx * 0.85, hy - ry * 0.6),
                     (hx + f * rx * 0.2, hy - ry * 0.3), (hx - f * rx * 0.1, hy + ry * 0.2)], hair)
+            # a profile's hair comes 0.07 lower than the front view's (the temple), as before hairlines
             _dome(p, hx - f * rx * 0.1, hy, rx * 0.95, ry, -1.05, style.hairline + 0.07, hair)
         else:
             _dome(p, hx, hy, rx * 1.04, ry, -1.08, style.hairline, hair)
