@@ -548,6 +548,33 @@ def test_most_hairlines_leave_a_bare_forehead(view: str) -> None:
     assert forehead >= fringe + head_w  # at least a skull's width more bare skin
 
 
+
+def test_knit_beanies_come_down_over_the_head_and_stay_above_the_eyes() -> None:
+    # Every rendered beanie was a shallow chord high on the crown, so a real white knit hat pulled
+    # down over dark hair read as short white hair. The edge now reaches the brows on some, the old
+    # shallow beanie stays in the mix (the test split's renderer drew only those), and none covers
+    # the eyes, which sit at the head's centre.
+    from personvlm.data.synth import person
+    from personvlm.data.synth.painter import Painter
+    from personvlm.data.synth.skeleton import build
+
+    values = sample_outfit(np.random.default_rng(0), Marginals.load(),
+                           {"orientation": "back", "headwear": "hat", "age": "adult", "motion": "standing"})
+    skel = build(values, np.random.default_rng(1), 160.0, 48.0, 186.0, 0, [None, None])
+    hy, ry = skel.head[1], skel.head_h / 2
+    edges, widths = [], []
+    for seed in range(200):
+        painter = Painter((96, 192), np.random.default_rng(seed))
+        person._draw_beanie(painter, skel, (200, 20, 20))
+        drawn = np.asarray(painter.layer)[..., 3] > 0
+        rows, cols = np.nonzero(drawn.any(1))[0], np.nonzero(drawn.any(0))[0]
+        edges.append((rows.max() - hy) / ry)
+        widths.append((cols.max() - cols.min() + 1) / skel.head_w)
+    edges = np.array(edges)
+    assert edges.max() < 0.0  # above the eyes
+    assert (edges > -0.3).mean() > 0.2 and (edges < -0.45).mean() > 0.2  # deep ones, and the old shallow ones
+    assert min(widths) >= 1.0  # wider than the skull: knit stands out
+
 def test_hairlines_are_drawn_alike_for_men_and_women() -> None:
     # A fringe that only women wore would be a new gender cue the real crops do not carry.
     from personvlm.data.synth.person import FRINGE_LINE, FRINGE_SHARE, hair_style

@@ -52,6 +52,16 @@ FRINGE_SHARE = 0.25
 HAIRLINE_RANGE = (-0.55, -0.3)
 
 
+# A knit beanie's geometry, in half head heights from the head's centre (top, lower edge) and in
+# skull widths (width). Real ones are pulled down over the ears and stand above the skull: the real
+# crops' white knit hat, a white dome over dark hair, was read as short white hair (p(headwear=none)
+# 0.90) while every rendered beanie was a shallow chord high on the crown (top -1.3, edge about
+# -0.5). The edge now reaches the brows (-0.2), and the old shallow beanie stays in the ranges.
+BEANIE_TOP = (-1.55, -1.3)
+BEANIE_EDGE = (-0.55, -0.2)
+BEANIE_WIDTH = (1.06, 1.22)
+POMPOM_SHARE = 0.25
+
 @dataclass(frozen=True)
 class HairStyle:
     """How the hair sits, decided once per person so every view draws the same hairdo.
@@ -604,15 +614,28 @@ def _draw_headwear(p: Painter, s: Skeleton, v: dict[str, Any]) -> None:
         elif s.view == "front":
             p.ellipse((hx, hy - ry * 0.42), rx * 0.9, ry * 0.14, visor)
         return
-    if rng.random() < 0.5:  # knit beanie
-        p.draw.chord([hx - rx * 1.08, hy - ry * 1.3, hx + rx * 1.08, hy + ry * 0.25], 180, 360, fill=(*col, 255))
-        p.draw.line([(hx - rx * 1.05, hy - ry * 0.5), (hx + rx * 1.05, hy - ry * 0.5)],
-                    fill=(*scale(col, 0.8), 255), width=max(1, round(ry * 0.25)))
+    if rng.random() < 0.5:
+        _draw_beanie(p, s, col)
     else:  # brimmed hat
         p.ellipse((hx, hy - ry * 0.55), rx * 1.7, ry * 0.22, scale(col, 0.85))
         p.draw.rounded_rectangle([hx - rx * 0.9, hy - ry * 1.45, hx + rx * 0.9, hy - ry * 0.55], radius=2,
                                  fill=(*col, 255))
 
+
+
+def _draw_beanie(p: Painter, s: Skeleton, col: RGB) -> None:
+    """A knit beanie: a dome over the skull, ``BEANIE_TOP`` above it and down to ``BEANIE_EDGE``,
+    wider than the skull by ``BEANIE_WIDTH``, with its folded brim a darker band along the edge and,
+    on ``POMPOM_SHARE`` of them, a pompom on the crown."""
+    hx, hy = s.head
+    rx, ry = s.head_w / 2, s.head_h / 2
+    top, edge = hy + ry * p.rng.uniform(*BEANIE_TOP), hy + ry * p.rng.uniform(*BEANIE_EDGE)
+    half = rx * p.rng.uniform(*BEANIE_WIDTH)
+    p.draw.chord([hx - half, top, hx + half, 2 * edge - top], 180, 360, fill=(*col, 255))
+    band = ry * p.rng.uniform(0.22, 0.4)
+    p.draw.rectangle([hx - half, edge - band, hx + half, edge], fill=(*scale(col, 0.8), 255))
+    if p.rng.random() < POMPOM_SHARE:
+        p.ellipse((hx, top), rx * 0.3, ry * 0.25, col)
 
 def facing_for(view: str, rng: np.random.Generator) -> int:
     """+1/-1 for a side view (which way the nose points), 0 for front and back views."""
