@@ -548,7 +548,6 @@ def test_most_hairlines_leave_a_bare_forehead(view: str) -> None:
     assert forehead >= fringe + head_w  # at least a skull's width more bare skin
 
 
-
 def test_knit_beanies_come_down_over_the_head_and_stay_above_the_eyes() -> None:
     # Every rendered beanie was a shallow chord high on the crown, so a real white knit hat pulled
     # down over dark hair read as short white hair. The edge now reaches the brows on some, the old
@@ -574,6 +573,7 @@ def test_knit_beanies_come_down_over_the_head_and_stay_above_the_eyes() -> None:
     assert edges.max() < 0.0  # above the eyes
     assert (edges > -0.3).mean() > 0.2 and (edges < -0.45).mean() > 0.2  # deep ones, and the old shallow ones
     assert min(widths) >= 1.0  # wider than the skull: knit stands out
+
 
 def test_hairlines_are_drawn_alike_for_men_and_women() -> None:
     # A fringe that only women wore would be a new gender cue the real crops do not carry.

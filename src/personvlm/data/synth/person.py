@@ -62,6 +62,7 @@ BEANIE_EDGE = (-0.55, -0.2)
 BEANIE_WIDTH = (1.06, 1.22)
 POMPOM_SHARE = 0.25
 
+
 @dataclass(frozen=True)
 class HairStyle:
     """How the hair sits, decided once per person so every view draws the same hairdo.
@@ -622,7 +623,6 @@ def _draw_headwear(p: Painter, s: Skeleton, v: dict[str, Any]) -> None:
                                  fill=(*col, 255))
 
 
-
 def _draw_beanie(p: Painter, s: Skeleton, col: RGB) -> None:
     """A knit beanie: a dome over the skull, ``BEANIE_TOP`` above it and down to ``BEANIE_EDGE``,
     wider than the skull by ``BEANIE_WIDTH``, with its folded brim a darker band along the edge and,
@@ -636,6 +636,7 @@ def _draw_beanie(p: Painter, s: Skeleton, col: RGB) -> None:
     p.draw.rectangle([hx - half, edge - band, hx + half, edge], fill=(*scale(col, 0.8), 255))
     if p.rng.random() < POMPOM_SHARE:
         p.ellipse((hx, top), rx * 0.3, ry * 0.25, col)
+
 
 def facing_for(view: str, rng: np.random.Generator) -> int:
     """+1/-1 for a side view (which way the nose points), 0 for front and back views."""
