@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import socket
 import struct
 import threading
@@ -23,6 +22,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from crops import encoded
 from personvlm.describer import Describer
 from personvlm.schema import NAMES, PersonDescription, parse, to_compact
 from personvlm.serving.api import Job, create_app, describe_jobs
@@ -60,15 +60,11 @@ class FakeDescriber:
 
 # --- inputs ------------------------------------------------------------------------------------
 def jpeg(colour: tuple[int, int, int] = (200, 20, 20), size: tuple[int, int] = (64, 128)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return encoded(size, colour, "JPEG", quality=90)
 
 
 def png_bytes(colour: tuple[int, int, int] = (20, 20, 200)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (48, 96), colour).save(buf, "PNG")
-    return buf.getvalue()
+    return encoded((48, 96), colour, "PNG")
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -109,6 +105,8 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], dict[str, str], int, str, str]] = [
     ("0x0 png", multipart(raw_png(0, 0, zlib.compress(b"")), "empty.png", "image/png"), AUTH, 422,
      "invalid_image", "upload 'image' (empty.png)"),
     ("png bomb", multipart(BOMB, "bomb.png", "image/png"), AUTH, 422, "invalid_image", "decompression bomb"),
+    ("blank png", multipart(raw_png(4, 2, zlib.compress(b"\0" * 10)), "black.png", "image/png"), AUTH, 422,
+     "invalid_image", "image is blank"),
     ("oversize upload", multipart(b"\xff\xd8" + bytes(MAX_UPLOAD + 10)), AUTH, 413, "payload_too_large",
      f"the limit is {MAX_UPLOAD}"),
     ("oversize json", {"json": {"image_base64": b64(bytes(MAX_UPLOAD * 2))}}, AUTH, 413, "payload_too_large",
@@ -422,7 +420,8 @@ def test_shutdown_finishes_requests_in_flight() -> None:
 
 
 class PoisonDescriber(FakeDescriber):
-    """Fails any model call that contains a pure-green image (a stand-in for a model bug)."""
+    """Fails any model call that contains a pure-green image, read at its top-left pixel, clear of the
+    test crops' mark (a stand-in for a model bug)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -430,7 +429,7 @@ class PoisonDescriber(FakeDescriber):
 
     def describe(self, images: Sequence[Image.Image], style: str = "compact") -> list[PersonDescription]:
         self.attempts.append(len(images))
-        if any(img.resize((1, 1)).getpixel((0, 0)) == (0, 255, 0) for img in images):
+        if any(img.getpixel((0, 0)) == (0, 255, 0) for img in images):
             raise RuntimeError("model blew up")
         return super().describe(images, style)
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from crops import marked
 from personvlm.cli import app
 from personvlm.describer import MODEL_ENV, Describer
 from personvlm.models.checkpoint import weights_digest
@@ -33,13 +34,17 @@ def images(tmp_path):
     gray16 = tmp_path / "gray16.png"
     Image.fromarray(rng.integers(0, 65535, (90, 40), dtype=np.uint16)).save(gray16)
     rgba = tmp_path / "rgba.png"
-    Image.new("RGBA", (40, 90), (200, 10, 10, 128)).save(rgba)
+    rgba_img = marked((40, 90), (200, 10, 10)).convert("RGBA")
+    rgba_img.putalpha(128)
+    rgba_img.save(rgba)
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("this is not a picture")
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
+    blank = tmp_path / "lens-covered.jpg"
+    Image.new("RGB", (64, 128), (0, 0, 0)).save(blank)
     return {"good": good, "gray16": gray16, "rgba": rgba, "not_image": not_image, "empty": empty,
-            "missing": tmp_path / "missing.jpg"}
+            "blank": blank, "missing": tmp_path / "missing.jpg"}
 
 
 def test_describe_prints_a_caption_per_image(model_dir, images):
@@ -51,13 +56,14 @@ def test_describe_prints_a_caption_per_image(model_dir, images):
 
 
 def test_bad_images_get_their_own_error_and_the_rest_are_described(model_dir, images):
-    order = ["good", "not_image", "gray16", "empty", "missing", "rgba"]
+    order = ["good", "not_image", "gray16", "empty", "blank", "missing", "rgba"]
     result = runner.invoke(app, ["describe", *(str(images[k]) for k in order), "--json", "--model", str(model_dir)])
     assert result.exit_code == 1
     rows = [json.loads(line) for line in result.stdout.strip().splitlines()]
     by_image = {row["image"]: row for row in rows}
-    assert len(by_image) == 6
-    for key in ("not_image", "empty", "missing"):
+    assert len(by_image) == 7
+    assert by_image[str(images["blank"])]["error"] == "image is blank (one flat colour, 64x128): nothing to describe"
+    for key in ("not_image", "empty", "blank", "missing"):
         assert "error" in by_image[str(images[key])] and "caption" not in by_image[str(images[key])]
         assert str(images[key]) in result.stderr
     for key in ("good", "gray16", "rgba"):

@@ -30,11 +30,36 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "LA", "CMYK", "1"])
+# A pixel value unlike the default 0 of ``Image.new`` in each mode, so the images are not blank.
+MARKS = {"L": 255, "RGBA": (255, 255, 255, 255), "P": 255, "I;16": 65535, "LA": (255, 255),
+         "CMYK": (255, 255, 255, 255), "1": 1}
+
+
+@pytest.mark.parametrize("mode", sorted(MARKS))
 def test_odd_modes_become_rgb(mode: str) -> None:
     img = Image.new(mode, (8, 16))
+    if mode == "P":
+        img.putpalette([level for level in range(256) for _ in range(3)])  # a grey ramp: index 255 is white
+    img.putpixel((0, 0), MARKS[mode])
     out = load_image(decode_bytes(_png(img)) if mode not in ("CMYK",) else img)
     assert out.mode == "RGB" and out.size == (8, 16)
+
+
+@pytest.mark.parametrize("mode", sorted(MARKS))
+def test_blank_images_are_refused_in_every_mode(mode: str) -> None:
+    img = Image.new(mode, (8, 16))
+    with pytest.raises(ImageError, match=r"image is blank \(one flat colour, 8x16\): nothing to describe"):
+        load_image(decode_bytes(_png(img)) if mode not in ("CMYK",) else img)
+
+
+def test_a_flat_jpeg_is_blank_but_a_faint_dark_crop_is_not() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 128), (30, 30, 35)).save(buf, "JPEG", quality=75)
+    with pytest.raises(ImageError, match="<bytes>: image is blank"):
+        decode_bytes(buf.getvalue())
+    # A night crop: dark and low in contrast, but with a few levels of real variation (10-15), is kept.
+    night = np.random.default_rng(0).integers(10, 16, (128, 64, 3), dtype=np.uint8)
+    assert load_image(night).size == (64, 128)
 
 
 def test_sixteen_bit_gray_is_scaled_not_clipped() -> None:
@@ -88,5 +113,7 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
 
 
 def test_float_array_in_unit_range_is_scaled() -> None:
-    out = np.asarray(load_image(np.full((4, 2, 3), 0.5, dtype=np.float32)))
-    assert out.dtype == np.uint8 and 126 <= out[0, 0, 0] <= 128
+    arr = np.full((4, 2, 3), 0.5, dtype=np.float32)
+    arr[3, 1] = 1.0
+    out = np.asarray(load_image(arr))
+    assert out.dtype == np.uint8 and 126 <= out[0, 0, 0] <= 128 and out[3, 1, 0] == 255

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,18 +10,16 @@ from pathlib import Path
 
 import pytest
 import redis
-from PIL import Image
 from typer.testing import CliRunner
 
+from crops import encoded
 from personvlm.cli import app
 from personvlm.serving.events import Event, EventError, decode_event, event_image, parse_ts, resolve_under
 from personvlm.serving.publish import PublishError, folder_events, jsonl_events, publish_events
 
 
 def jpeg(size: tuple[int, int] = (20, 40)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (10, 200, 10)).save(buf, "JPEG")
-    return buf.getvalue()
+    return encoded(size, (10, 200, 10))
 
 
 @pytest.fixture

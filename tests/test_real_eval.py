@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from crops import marked
 from personvlm.cli import app
 from personvlm.evaluation.real_eval import (
     FIELDS,
@@ -27,7 +28,7 @@ def _labels_file(tmp_path: Path, rows: list[dict]) -> Path:
     (tmp_path / "images").mkdir(exist_ok=True)
     for i, row in enumerate(rows):
         row.setdefault("image", f"images/c{i}.png")
-        Image.new("RGB", (40, 100), (i * 40, 0, 0)).save(tmp_path / row["image"])
+        marked((40, 100), (i * 40, 0, 0)).save(tmp_path / row["image"])
     path = tmp_path / "labels.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from personvlm.data.transforms import letterbox, to_tensor
@@ -13,7 +14,7 @@ from personvlm.imageio import load_image
 from personvlm.models.encoders import build_encoder
 from personvlm.training.config import TrainConfig
 from personvlm.training.feature_cache import FeatureCache, encoder_fingerprint
-from personvlm.training.trainer import Trainer
+from personvlm.training.trainer import Trainer, TrainingError
 from training_data import make_dataset, tiny_config
 
 PRE = {"image_size": [64, 32], "resize": "letterbox-bilinear"}
@@ -101,3 +102,14 @@ def test_cached_prefix_training_trains_only_the_unfrozen_stages(tmp_path: Path) 
         if value.is_floating_point() and not name.endswith(("running_mean", "running_var")):
             changed = not torch.allclose(trained[f"encoder.{name}"].float(), value, atol=1e-4)
             assert changed is name.startswith(("stages.2.", "stages.3.")), name
+
+
+def test_a_blank_training_crop_stops_the_run_naming_it(tmp_path: Path) -> None:
+    """imageio refuses flat single-colour crops; training says which file instead of a traceback."""
+    jsonl = make_dataset(tmp_path / "d", n=8)
+    blank = sorted((jsonl.parent / "images").glob("*.jpg"))[3]
+    Image.new("RGB", (32, 64), (0, 0, 0)).save(blank)
+    cfg_path = tiny_config(tmp_path / "c.yaml", jsonl, model={"freeze_stages": 9}, train={"epochs": 1},
+                           cache={"enabled": True})
+    with pytest.raises(TrainingError, match=rf"feature cache: {blank}: image is blank"):
+        Trainer(TrainConfig.load(cfg_path), tmp_path / "run").run()

@@ -14,6 +14,7 @@ import pytest
 import redis
 from PIL import Image
 
+from crops import encoded
 from personvlm.schema import PersonDescription
 from personvlm.serving.events import Event
 from personvlm.serving.store import DescriptionStore, StoredDescription, StoreError, open_store
@@ -26,9 +27,16 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def jpeg(size: tuple[int, int] = (16, 32), colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    return encoded(size, colour)
+
+
+def _blank_jpeg() -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, "JPEG")
+    Image.new("RGB", (16, 32), (0, 0, 0)).save(buf, "JPEG")  # a covered lens: refused as blank
     return buf.getvalue()
+
+
+BLANK_JPEG = _blank_jpeg()
 
 
 class FakeDescriber:
@@ -121,6 +129,7 @@ def test_poison_corrupt_and_malformed_events_are_dead_lettered(
     events: list[Event | dict] = [*good_events(20)]
     events.append(Event("poison", "cam", "t", T0, image=jpeg(POISON_SIZE)))
     events.append(Event("corrupt", "cam", "t", T0, image=jpeg()[:200]))
+    events.append(Event("blank", "cam", "t", T0, image=BLANK_JPEG))
     events.append({"event_id": "no-ts", "camera_id": "cam", "image": jpeg()})
     events.append(Event("escape", "cam", "t", T0, path="../store.db"))
     events.append(Event("by-path", "cam", "t", T0, path="ok.jpg"))
@@ -128,10 +137,11 @@ def test_poison_corrupt_and_malformed_events_are_dead_lettered(
     publish(client, names["stream"], events)
     opts = WorkerOptions(**names, max_batch=8, max_wait_ms=10, claim_idle_ms=100, max_deliveries=3, image_root=root)
     w = QueueWorker(client, store, FakeDescriber(), opts)
-    run_until(w, lambda: store.count() == 41 and client.xlen(names["dead_letter"]) == 4)
+    run_until(w, lambda: store.count() == 41 and client.xlen(names["dead_letter"]) == 5)
 
     dead = {f[b"event_id"].decode(): f for _, f in client.xrange(names["dead_letter"])}
-    assert set(dead) == {"poison", "corrupt", "no-ts", "escape"}
+    assert set(dead) == {"poison", "corrupt", "blank", "no-ts", "escape"}
+    assert b"image is blank" in dead["blank"][b"error"] and dead["blank"][b"image"] == BLANK_JPEG
     assert b"poison pill" in dead["poison"][b"error"] and dead["poison"][b"deliveries"] == b"3"
     assert b"corrupt or truncated" in dead["corrupt"][b"error"] and dead["corrupt"][b"deliveries"] == b"1"
     assert b"'ts' is missing" in dead["no-ts"][b"error"]

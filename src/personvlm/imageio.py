@@ -3,8 +3,9 @@ or fail with an ``ImageError`` that says which input and why.
 
 One place for this so the CLI, the evaluator, the HTTP API and the queue workers all accept
 and reject exactly the same inputs: content is sniffed (never trusted from a file name or a
-declared type), decompression bombs and empty images are refused, and grayscale, palette,
-RGBA and 16-bit images are converted instead of crashing the model.
+declared type), decompression bombs, empty images and blank ones (a single flat colour: a covered
+lens, a dead feed) are refused, and grayscale, palette, RGBA and 16-bit images are converted
+instead of crashing the model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from PIL import Image, UnidentifiedImageError
 
 # A person crop is small; anything over this many pixels is refused before decoding.
 DEFAULT_MAX_PIXELS = 40_000_000
+# A crop whose every channel spans at most this many levels is one flat colour (JPEG leaves a
+# level or two of ringing on flat areas). The model has no "no person" answer and describes such a
+# crop as confidently as a person (a black one as a man in a black gown, sandals, sitting), so it is
+# refused as blank instead: a per-image error the caller sees, not a made-up description.
+BLANK_MAX_SPREAD = 2
 
 ImageInput = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -45,10 +51,13 @@ def _to_rgb(img: Image.Image, source: str) -> Image.Image:
         img = Image.fromarray(((arr - lo) / ((hi - lo) or 1.0) * 255.0).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (128, 128, 128))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return img.convert("RGB")
+        rgb = Image.new("RGB", rgba.size, (128, 128, 128))
+        rgb.paste(rgba, mask=rgba.getchannel("A"))
+    else:
+        rgb = img.convert("RGB")
+    if max(hi - lo for lo, hi in rgb.getextrema()) <= BLANK_MAX_SPREAD:
+        raise ImageError(source, f"image is blank (one flat colour, {rgb.width}x{rgb.height}): nothing to describe")
+    return rgb
 
 
 def decode_bytes(data: bytes, source: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from personvlm.data.msp60k import Record, load_jsonl
 from personvlm.data.split import split_groups
 from personvlm.data.vocab import Vocab
+from personvlm.imageio import ImageError
 from personvlm.models.checkpoint import CARD_FILE, VOCAB_FILE, CheckpointError, load_checkpoint, save_checkpoint
 from personvlm.models.personvlm import PersonVLM
 from personvlm.schema.compact import compact_slots
@@ -221,8 +222,11 @@ class Trainer:
         results: list[Tensor | None] = []
         for turn in (0, 1):
             if (turn == 0) == ctx.is_main:
-                results = [cache.features([r.image for r in recs], fl, label) if (not fl or flip) else None
-                           for label, recs, fl in jobs]
+                try:
+                    results = [cache.features([r.image for r in recs], fl, label) if (not fl or flip) else None
+                               for label, recs, fl in jobs]
+                except (ImageError, OSError) as exc:  # a corrupt or blank crop: name it, not a traceback
+                    raise TrainingError(f"feature cache: {exc}") from None
             barrier(ctx)
         return results[0], results[1], results[2]
 
