@@ -152,3 +152,38 @@ def test_prior_correction_shifts_only_the_answers(tmp_path: Path) -> None:
     assert corrected.config.prior_correction == 1.0  # a refused value changes nothing
     with torch.no_grad():
         torch.testing.assert_close(corrected.answer_logits(visual)["glasses"], moved["glasses"])
+
+
+def test_per_attribute_corrections_override_the_global_one(tmp_path: Path) -> None:
+    """``prior_corrections`` gives named attributes their own correction (glasses answered as trained
+    while bags follow the priors, and the reverse); they are saved with the config and checked there."""
+    priors = value_priors([_desc(glasses="no", bags=())] * 8 + [_desc(glasses="yes", bags=("backpack",))])
+    base = {"encoder": "tiny_cnn", "pretrained": False, "image_size": [64, 32], "grid": [2, 1], "width": 32,
+            "layers": 1, "heads": 2, "mlp_ratio": 2, "max_len": 16, "vocab_size": 20, "head_balance": 0.5,
+            "head_priors": priors}
+    torch.manual_seed(0)
+    model = PersonVLM(ModelConfig.from_dict({**base, "prior_correction": 1.0,
+                                             "prior_corrections": {"glasses": 0.0}})).eval()
+    visual = torch.randn(3, 2, 32)
+    full = prior_offsets(priors, 0.5)
+    with torch.no_grad():
+        raw, moved = model.head_logits(visual), model.answer_logits(visual)
+        torch.testing.assert_close(moved["glasses"], raw["glasses"])
+        torch.testing.assert_close(moved["bags"], raw["bags"] + full["bags"])
+        model.set_prior_correction(0.0, {"bags": 0.5})
+        moved = model.answer_logits(visual)
+        torch.testing.assert_close(moved["glasses"], raw["glasses"])
+        torch.testing.assert_close(moved["bags"], raw["bags"] + prior_offsets(priors, 0.25)["bags"])
+        model.set_prior_correction(0.0)  # no overrides: every attribute answers as trained
+        assert model.answer_offsets is None and model.config.prior_corrections == {}
+    model.set_prior_correction(0.0, {"bags": 0.5})
+    model.config.save(tmp_path / "config.json")
+    assert ModelConfig.load(tmp_path / "config.json").correction("bags") == 0.5
+    for bad, match in (({"hat": 0.5}, "prior_corrections.hat"), ({"bags": 1.5}, "prior_corrections.bags")):
+        with pytest.raises(ConfigError, match=match):
+            ModelConfig.from_dict({**base, "prior_corrections": bad})
+        with pytest.raises(ConfigError, match=match):
+            model.set_prior_correction(1.0, bad)
+    assert model.config.prior_corrections == {"bags": 0.5}  # a refused rule changes nothing
+    with pytest.raises(ConfigError, match="without head_balance"):
+        ModelConfig.from_dict({**base, "head_balance": 0.0, "prior_corrections": {"bags": 0.5}})

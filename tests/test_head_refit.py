@@ -26,10 +26,12 @@ from training_data import make_dataset, trained_tiny_model
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny model trained for one epoch with balanced heads and an ``unknown`` threshold."""
+    """A tiny model trained for one epoch with balanced heads, an ``unknown`` threshold and a
+    per-attribute answer rule."""
     run = trained_tiny_model(tmp_path_factory.mktemp("source"), head_balance=1.0)
     config = json.loads((run / "config.json").read_text())
     config["unknown_thresholds"] = {"gender": 0.9}
+    config["prior_corrections"] = {"bags": 0.5}
     (run / "config.json").write_text(json.dumps(config))
     return run
 
@@ -78,6 +80,7 @@ def test_refit_trains_only_the_heads_and_learns(tmp_path: Path, source: Path, da
     assert kept and all(torch.equal(old_state[k], new_state[k]) for k in kept)  # encoder, tokens, decoder
     assert any(k.startswith("heads.blocks.0.") for k in new_state)
     assert new.config.head_layers == 1 and new.config.unknown_thresholds == {}  # thresholds were the old heads'
+    assert old.config.prior_corrections and new.config.prior_corrections == {}  # so was the answer rule
     assert new.config.head_priors and new.config.head_priors != old.config.head_priors  # the new data's shares
     assert (out / "vocab.json").read_text() == (source / "vocab.json").read_text()
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -149,3 +150,92 @@ def test_answer_rules_command(tmp_path, labelled):
     assert refused.exit_code == 1 and "without head_balance" in refused.stderr
     missing = runner.invoke(app, ["model", "answer-rules", str(model), str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 1 and "nope.jsonl" in missing.stderr
+
+
+def _rule_metrics(describer: Describer, logits: dict, records, value: float,
+                  overrides: dict[str, float] | None = None) -> dict:
+    """The evaluation's figures of answering ``logits`` under one rule, rule set on the model anew."""
+    from personvlm.evaluation.attributes import description_metrics
+    from personvlm.models.heads import decide
+    from personvlm.schema import PersonDescription
+
+    describer.model.set_prior_correction(value, overrides)
+    preds = [PersonDescription(row) for row in decide(describer.model.prior_corrected(logits), {})]
+    return description_metrics(preds, [r.labels() for r in records])
+
+
+def test_per_attribute_rule_takes_each_attributes_best_allowed_correction(tmp_path, monkeypatch):
+    # Five men and a woman, with fixed gender logits: answered by the priors (male 0.85) everyone is a
+    # man (accuracy 5/6, label mA 0.5); answered nearly balanced the woman is found and two men are
+    # lost (4/6, 0.8). Each choice must be, among the candidates whose accuracy stays within the cap,
+    # the one with the highest summed label mA (from scoring each candidate whole), and the rule's
+    # figures those of answering by it.
+    from personvlm.models.answer_rules import CANDIDATES, choose_per_attribute
+    from personvlm.schema import ATTRIBUTES, BY_NAME
+
+    genders = ["male"] * 5 + ["female"]
+    (tmp_path / "images").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, gender in enumerate(genders):
+        Image.fromarray(rng.integers(0, 256, (100, 40, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
+        rows.append({"image": f"images/{i}.png", "answer": "A person.", "attributes": {"gender": gender}})
+    (tmp_path / "val.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    records = load_jsonl(tmp_path / "val.jsonl")
+    model = _balanced_model(tmp_path)
+    config = json.loads((model / "config.json").read_text())
+    config["head_priors"]["gender"] = [0.85, 0.15] if BY_NAME["gender"].values[0] == "male" else [0.15, 0.85]
+    (model / "config.json").write_text(json.dumps(config))
+    logits = {a.name: torch.zeros(len(records), len(a.values)) for a in ATTRIBUTES}
+    female = BY_NAME["gender"].values.index("female")
+    logits["gender"][:, female] = torch.tensor([-3.0, -3.0, 0.55, 0.6, -3.0, 0.5])  # female minus male
+    describer = Describer.from_pretrained(model)
+    monkeypatch.setattr(describer, "head_logits", lambda images: {k: v[:len(images)] for k, v in logits.items()})
+    by_value = {}
+    for value in CANDIDATES:
+        metrics = _rule_metrics(describer, logits, records, value)
+        accuracy = {row["name"]: row["accuracy"] for row in metrics["per_attribute"] if row["labelled"]}
+        label_mA = {name: sum(r["mA"] for r in metrics["per_label"] if r["label"].startswith(name + "="))
+                    for name in accuracy}
+        by_value[value] = (accuracy, label_mA)
+    describer.model.set_prior_correction(1.0)
+    chosen_by_cap = {}
+    for cap in (0.0, 0.2, 1.0):
+        rule = choose_per_attribute(describer, records, cap, reference=1.0, batch_size=len(records))
+        assert set(rule.attributes) == {"gender"}
+        assert describer.model.config.prior_correction == 1.0 and describer.model.config.prior_corrections == {}
+        for name, chosen in rule.attributes.items():
+            allowed = [v for v in CANDIDATES if by_value[1.0][0][name] - by_value[v][0][name] <= cap + 1e-9]
+            best = max(by_value[v][1][name] for v in allowed)
+            assert chosen.label_mA == pytest.approx(best)
+            assert chosen.correction == max(v for v in allowed if by_value[v][1][name] == pytest.approx(best))
+            assert chosen.accuracy == pytest.approx(by_value[chosen.correction][0][name])
+        assert rule.score.mA == pytest.approx(_rule_metrics(describer, logits, records, 1.0, rule.corrections)["mA"])
+        assert rule.reference_score.mA == pytest.approx(_rule_metrics(describer, logits, records, 1.0)["mA"])
+        assert all(v != 1.0 for v in rule.corrections.values())  # only the attributes the rule moves
+        describer.model.set_prior_correction(1.0)
+        chosen_by_cap[cap] = (rule.corrections, rule.score.mA)
+    assert chosen_by_cap[0.0] == ({}, pytest.approx(0.5))  # no accuracy to spend: the priors' answers
+    assert chosen_by_cap[0.2] == chosen_by_cap[1.0] == ({"gender": 0.25}, pytest.approx(0.8))
+    with pytest.raises(ValueError, match="max_accuracy_drop"):
+        choose_per_attribute(describer, records, 1.5)
+
+
+def test_calibrate_stores_the_per_attribute_rule_and_describe_uses_it(tmp_path, labelled):
+    from personvlm.models.answer_rules import choose_per_attribute
+
+    model = _balanced_model(tmp_path)
+    expected = choose_per_attribute(Describer.from_pretrained(model), load_jsonl(labelled), 1.0, reference=0.5)
+    assert expected.corrections  # this model's answers tie across rules: the larger correction is kept
+    runner = CliRunner()
+    result = runner.invoke(app, ["model", "calibrate", str(model), str(labelled), "--prior-correction", "0.5",
+                                 "--max-accuracy-drop", "1", "--target-accuracy", "0"])
+    assert result.exit_code == 0, result.output
+    assert "prior_correction per attribute" in result.stdout and "upper_color" in result.stdout
+    saved = ModelConfig.load(model / "config.json")
+    assert saved.prior_correction == 0.5 and saved.prior_corrections == expected.corrections
+    assert Describer.from_pretrained(model).config.prior_corrections == expected.corrections
+    # --prior-correction alone sets one rule for every attribute again
+    again = runner.invoke(app, ["model", "calibrate", str(model), str(labelled), "--prior-correction", "1"])
+    assert again.exit_code == 0, again.output
+    assert ModelConfig.load(model / "config.json").prior_corrections == {}

@@ -19,6 +19,7 @@ from personvlm.models.personvlm import parameter_report
 if TYPE_CHECKING:
     from personvlm.data.msp60k import Record
     from personvlm.describer import Describer
+    from personvlm.models.answer_rules import PerAttributeRule
 
 app = typer.Typer(no_args_is_help=True, help="Inspect model configurations and checkpoints.")
 
@@ -104,7 +105,12 @@ def calibrate(
     prior_correction: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="For a model trained with head_balance: how much of the re-weighting to undo "
         "when answering (0 = balanced answers, what mA scores; 1 = answers by the training priors). Stored "
-        "with the thresholds, which depend on it. Default: keep the model's.")] = None,
+        "with the thresholds, which depend on it; clears per-attribute overrides. Default: keep the model's.")] = None,
+    max_accuracy_drop: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Also choose each attribute's prior_correction (0, 0.25, 0.5, 0.75 or 1) on these "
+        "rows: the one with the highest label mA whose accuracy is at most this far below the accuracy at the "
+        "model's (or --prior-correction's) rule. Stored as prior_corrections. Default: no per-attribute rule "
+        "is chosen.")] = None,
 ) -> None:
     """Calibrate per-attribute 'unknown' thresholds on labelled validation data (never the test split).
 
@@ -112,7 +118,8 @@ def calibrate(
     --target-accuracy; below it the model says 'unknown'. Prints accuracy, threshold, coverage (share
     answered) and accuracy on the answered rows, then stores the thresholds in MODEL/config.json.
     Raising the target trades coverage for precision: scorers that count 'unknown' as wrong prefer
-    a lower target.
+    a lower target. With --max-accuracy-drop, each attribute's prior_correction is chosen on the same
+    rows first (a table shows each choice), then the thresholds are fitted under that rule.
     """
     from personvlm.models.calibration import calibrate as run_calibration
 
@@ -120,6 +127,10 @@ def calibrate(
     with _labelled_rows_or_exit(model, data, image_root, limit) as (describer, records):
         if prior_correction is not None:
             describer.model.set_prior_correction(prior_correction)
+        if max_accuracy_drop is not None:
+            rule = _choose_rule(describer, records, max_accuracy_drop)
+            console.print(_rule_table(rule, max_accuracy_drop))
+            describer.model.set_prior_correction(rule.reference, rule.corrections)
         result = run_calibration(describer, records, target_accuracy)
     table = Table(title=f"unknown thresholds for {model} on {len(records)} rows of {data} (target {target_accuracy})")
     for column in ("attribute", "n", "accuracy", "threshold", "coverage", "answered accuracy"):
@@ -132,7 +143,34 @@ def calibrate(
         config = describer.model.config
         config.unknown_thresholds = {name: cal.threshold for name, cal in result.items() if cal.threshold > 0}
         config.save(model / CONFIG_FILE)
-        console.print(f"wrote {len(config.unknown_thresholds)} threshold(s) to {model / CONFIG_FILE}")
+        console.print(f"wrote {len(config.unknown_thresholds)} threshold(s) and {len(config.prior_corrections)} "
+                      f"per-attribute correction(s) to {model / CONFIG_FILE}")
+
+
+def _choose_rule(describer: Describer, records: list[Record], max_accuracy_drop: float) -> PerAttributeRule:
+    """``choose_per_attribute`` against the model's current rule, with a progress bar."""
+    from personvlm.evaluation.cli import progress_bar
+    from personvlm.models.answer_rules import choose_per_attribute
+
+    with progress_bar(Console(stderr=True)) as bar:
+        task = bar.add_task("encoding", total=len(records))
+        return choose_per_attribute(describer, records, max_accuracy_drop,
+                                    reference=describer.model.config.prior_correction,
+                                    on_batch=lambda n: bar.advance(task, n))
+
+
+def _rule_table(rule: PerAttributeRule, max_accuracy_drop: float) -> Table:
+    """The chosen per-attribute rule beside the reference rule, attribute by attribute."""
+    ref, new = rule.reference_score, rule.score
+    table = Table(title=f"prior_correction per attribute (accuracy at most {max_accuracy_drop:g} below the rule "
+                        f"{rule.reference:g}): mA {ref.mA:.4f} -> {new.mA:.4f}, mean accuracy "
+                        f"{ref.mean_accuracy:.4f} -> {new.mean_accuracy:.4f} (no thresholds)")
+    for column in ("attribute", "correction", "accuracy", "label mA (sum)"):
+        table.add_column(column, justify="left" if column == "attribute" else "right")
+    for name, cal in rule.attributes.items():
+        table.add_row(name, f"{cal.correction:g}", f"{cal.reference_accuracy:.3f} -> {cal.accuracy:.3f}",
+                      f"{cal.reference_label_mA:.3f} -> {cal.label_mA:.3f}")
+    return table
 
 
 @app.command("answer-rules")
@@ -149,8 +187,8 @@ def answer_rules(
     prior_correction, no 'unknown' thresholds, from one encoding of the images.
 
     Balanced answers (0) raise label-based mA; answers by the training priors (1) raise accuracy.
-    Nothing is written: set the chosen rule with `personvlm model calibrate --prior-correction X`,
-    which fits that rule's thresholds too.
+    Nothing is written: set the chosen rule with `personvlm model calibrate --prior-correction X`
+    (with --max-accuracy-drop D, a correction per attribute), which fits that rule's thresholds too.
     """
     import json
 

@@ -60,6 +60,10 @@ class ModelConfig:
     # (plain accuracy: on crops unlike the training ones a balanced head spreads its answers over rare
     # values). Changes answers only, not training.
     prior_correction: float = 0.0
+    # Per-attribute overrides of prior_correction (attribute -> 0..1), fitted on validation by
+    # `personvlm model calibrate --max-accuracy-drop`: colour and age lose almost no accuracy with
+    # balanced answers while body loses much, so one rule for all attributes leaves recall unspent.
+    prior_corrections: dict[str, float] = field(default_factory=dict)
     default_unknown_threshold: float = 0.0
     unknown_thresholds: dict[str, float] = field(default_factory=dict)
 
@@ -97,13 +101,20 @@ class ModelConfig:
             raise ConfigError(f"head_balance: expected 0 <= x <= 2 (0.5 is a good start), got {self.head_balance}")
         if not 0.0 <= self.prior_correction <= 1.0:
             raise ConfigError(f"prior_correction: expected 0 <= x <= 1, got {self.prior_correction}")
-        if self.prior_correction > 0 and self.head_balance == 0:
+        for name, value in self.prior_corrections.items():
+            if name not in BY_NAME or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"prior_corrections.{name}: expected a schema attribute and 0 <= x <= 1, got {value!r}")
+        if self.head_balance == 0 and (self.prior_correction > 0 or any(self.prior_corrections.values())):
             raise ConfigError("prior_correction: this model was trained without head_balance; there is nothing to undo")
         for name, shares in self.head_priors.items():
             attr = BY_NAME.get(name)
             if attr is None or len(shares) != len(attr.values) or not all(0.0 < x < 1.0 for x in shares):
                 raise ConfigError(f"head_priors.{name}: expected {len(attr.values) if attr else 'no'} shares in (0, 1) "
                                   f"for a schema attribute, got {shares!r}")
+
+    def correction(self, attribute: str) -> float:
+        """The share of ``head_balance``'s re-weighting undone when ``attribute`` is answered."""
+        return self.prior_corrections.get(attribute, self.prior_correction)
 
     def unknown_threshold(self, attribute: str) -> float:
         return self.unknown_thresholds.get(attribute, self.default_unknown_threshold)

@@ -85,8 +85,10 @@ def balance_weights(priors: Mapping[str, Sequence[float]], strength: float) -> d
     return weights
 
 
-def prior_offsets(priors: Mapping[str, Sequence[float]], strength: float) -> dict[str, Tensor]:
-    """Logit offsets that undo ``balance_weights(priors, strength)`` at answer time.
+def prior_offsets(priors: Mapping[str, Sequence[float]], strength: float | Mapping[str, float],
+                  ) -> dict[str, Tensor]:
+    """Logit offsets that undo ``balance_weights(priors, strength)`` at answer time; a mapping gives
+    each attribute its own strength (attributes it leaves out get 0).
 
     Weighting a class by ``share ** -s`` in the loss shifts the learnt logit by about ``-s * log(share)``
     (for a yes/no value weighted ``((1 - p) / p) ** s``: by ``s * log((1 - p) / p)``); adding the opposite
@@ -95,7 +97,8 @@ def prior_offsets(priors: Mapping[str, Sequence[float]], strength: float) -> dic
     offsets: dict[str, Tensor] = {}
     for attr in ATTRIBUTES:
         p = _shares(priors, attr)
-        offsets[attr.name] = strength * (torch.log(p / (1 - p)) if attr.multi else torch.log(p))
+        s = strength.get(attr.name, 0.0) if isinstance(strength, Mapping) else strength
+        offsets[attr.name] = s * (torch.log(p / (1 - p)) if attr.multi else torch.log(p))
     return offsets
 
 

@@ -8,6 +8,7 @@ The public surface is what training, generation and the Describer use:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +21,7 @@ from personvlm.models.decoder import CaptionDecoder, KVCache
 from personvlm.models.encoders import Encoder, build_encoder
 from personvlm.models.heads import IGNORE_INDEX, AttributeHeads, balance_weights, head_losses, prior_offsets
 from personvlm.models.visual_tokens import VisualTokens
+from personvlm.schema import ATTRIBUTES
 
 COMPONENTS = ("encoder", "visual_tokens", "heads", "decoder")
 
@@ -78,15 +80,17 @@ class PersonVLM(nn.Module):
         self.decoder: CaptionDecoder = parts["decoder"]  # type: ignore[assignment]
         self.head_loss_weights = (balance_weights(config.head_priors, config.head_balance)
                                   if config.head_balance > 0 else None)
-        self.set_prior_correction(config.prior_correction)
+        self.set_prior_correction(config.prior_correction, config.prior_corrections)
 
-    def set_prior_correction(self, value: float) -> None:
-        """Set ``config.prior_correction`` and the answer offsets it implies; an invalid value raises
-        ConfigError and leaves the model as it was."""
-        replace(self.config, prior_correction=value)  # validates a copy first
-        self.config.prior_correction = value
-        undo = value * self.config.head_balance
-        self.answer_offsets = prior_offsets(self.config.head_priors, undo) if undo > 0 else None
+    def set_prior_correction(self, value: float, per_attribute: Mapping[str, float] | None = None) -> None:
+        """Set the answer rule, ``config.prior_correction`` and its per-attribute overrides
+        ``config.prior_corrections`` (replaced by ``per_attribute``, none when ``None``), and the answer
+        offsets they imply; an invalid rule raises ConfigError and leaves the model as it was."""
+        overrides = dict(per_attribute or {})
+        replace(self.config, prior_correction=value, prior_corrections=overrides)  # validates a copy first
+        self.config.prior_correction, self.config.prior_corrections = value, overrides
+        undo = {attr.name: self.config.correction(attr.name) * self.config.head_balance for attr in ATTRIBUTES}
+        self.answer_offsets = prior_offsets(self.config.head_priors, undo) if any(undo.values()) else None
 
     def encode_features(self, images: Tensor) -> list[Tensor]:
         """The frozen encoder part's output (``Encoder.frozen_part``): what a feature cache stores."""

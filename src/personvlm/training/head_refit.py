@@ -98,7 +98,7 @@ def refit_model(source: PersonVLM, train_records: Sequence[Record], layers: int)
     Every weight outside the heads is the source's, and frozen; the heads' pool, queries and
     classifiers start from the source's too.
     """
-    config = dataclasses.replace(source.config, head_layers=layers, unknown_thresholds={},
+    config = dataclasses.replace(source.config, head_layers=layers, unknown_thresholds={}, prior_corrections={},
                                  head_priors=value_priors(labels_of(r) for r in train_records))
     model = PersonVLM(config, load_weights=False)
     missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
