@@ -40,9 +40,14 @@ def normalise(pixels: np.ndarray) -> torch.Tensor:
     One vectorised pass for the whole batch; the result is channels-last in memory (a permuted
     view of the pixel array), which is the layout the CPU encoder runs in, so nothing is copied.
     In NumPy, not PyTorch: PyTorch's OpenMP threads would wake for it and then spin, taking the
-    cores from ONNX Runtime's when it runs the model (``models.onnx_visual``).
+    cores from ONNX Runtime's when it runs the model (``models.onnx_visual``). In place on one float
+    copy: a batch of 32 is 12.6 MB, and each fresh temporary costs its page faults (22 -> 18 ms for
+    32 crops on the 2-core host, the same bits).
     """
-    return torch.from_numpy((pixels.astype(np.float32) - _MEAN_255) * _INV_STD_255).permute(0, 3, 1, 2)
+    out = pixels.astype(np.float32)
+    out -= _MEAN_255
+    out *= _INV_STD_255
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
