@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -95,7 +97,26 @@ def test_save_and_load_round_trip(tmp_path, describer):
     loaded = Describer.from_pretrained(tmp_path / "m")
     images = crops(3, seed=4)
     assert [d.to_dict() for d in loaded.describe(images)] == [d.to_dict() for d in describer.describe(images)]
-    assert loaded.model_version.startswith("m-") and len(loaded.model_version) == 14
+    assert re.fullmatch(r"m-[0-9a-f]{12}\.[0-9a-f]{6}", loaded.model_version)
+
+
+def test_model_version_names_the_answer_rule_too(tmp_path, describer):
+    # Calibration rewrites config.json, not the weights, and changes the answers: the version
+    # every stored description carries must change with it, and come back when the rule does.
+    from personvlm.models.checkpoint import CONFIG_FILE, weights_digest
+    from personvlm.models.config import ModelConfig
+
+    describer.save_pretrained(tmp_path / "m")
+    before = Describer.from_pretrained(tmp_path / "m").model_version
+    config = ModelConfig.load(tmp_path / "m" / CONFIG_FILE)
+    config.unknown_thresholds = {"gender": 0.9}
+    config.save(tmp_path / "m" / CONFIG_FILE)
+    after = Describer.from_pretrained(tmp_path / "m").model_version
+    weights = f"m-{weights_digest(tmp_path / 'm')}."
+    assert before != after and before.startswith(weights) and after.startswith(weights)
+    config.unknown_thresholds = {}
+    config.save(tmp_path / "m" / CONFIG_FILE)
+    assert Describer.from_pretrained(tmp_path / "m").model_version == before
 
 
 def test_missing_and_broken_model_files_are_named(tmp_path, describer):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from crops import marked
 from personvlm.cli import app
 from personvlm.describer import MODEL_ENV, Describer
-from personvlm.models.checkpoint import weights_digest
+from personvlm.models.checkpoint import model_version
 from personvlm.schema import parse
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -68,7 +68,7 @@ def test_bad_images_get_their_own_error_and_the_rest_are_described(model_dir, im
         assert str(images[key]) in result.stderr
     for key in ("good", "gray16", "rgba"):
         row = by_image[str(images[key])]
-        assert row["style"] == "compact" and row["model_version"] == f"{model_dir.name}-{weights_digest(model_dir)}"
+        assert row["style"] == "compact" and row["model_version"] == model_version(model_dir)
         assert parse(row["caption"]).values() == {k: (tuple(v["value"]) if isinstance(v["value"], list)
                                                       else v["value"]) for k, v in row["attributes"].items()}
 

@@ -15,7 +15,7 @@ from personvlm.data.msp60k import load_jsonl
 from personvlm.data.transforms import preprocess
 from personvlm.describer import Describer
 from personvlm.imageio import load_image
-from personvlm.models.checkpoint import load_checkpoint, weights_digest
+from personvlm.models.checkpoint import load_checkpoint, model_version
 from personvlm.models.config import ConfigError, ModelConfig
 from personvlm.models.heads import AttributeHeads
 from personvlm.training.head_refit import RefitConfig, refit_heads, stacked_targets
@@ -124,7 +124,7 @@ def test_refit_cli(tmp_path: Path, source: Path, data: tuple[Path, Path]) -> Non
     assert load_checkpoint(tmp_path / "cli")[0].config.head_layers == 0
     card = (tmp_path / "cli" / "MODEL_CARD.md").read_text()
     assert f"trained on {2 * len(load_jsonl(data[0]))} records" in card  # both --data files
-    assert f"Source model: {source.name}-{weights_digest(source)};" in card
+    assert f"Source model: {model_version(source)};" in card
     assert len(list((tmp_path / "c").glob("*/*.safetensors"))) == 2  # train and val tokens, no mirrored ones
     missing = runner.invoke(app, [*args[:2], str(tmp_path / "nope"), *args[3:], "--out", str(tmp_path / "x")])
     assert missing.exit_code == 1 and "model directory not found" in missing.output

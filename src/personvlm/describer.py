@@ -151,7 +151,7 @@ class Describer:
                                   lambda: onnx_visual.load(directory, digest))
         decoder = _onnx_graphs_for(directory, device, backend, "captions",
                                    lambda: onnx_decoder.load(directory, digest, model.config.max_len))
-        return cls(model, vocab, device, model_version=model_version(directory, digest),
+        return cls(model, vocab, device, model_version=model_version(directory, digest, model.config),
                    onnx_visual=visual, onnx_decoder=decoder)
 
     @classmethod

@@ -7,6 +7,7 @@ file is checked before anything is built, and a missing or mismatching file is n
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -85,7 +86,16 @@ def weights_digest(directory: str | Path) -> str:
     return h.hexdigest()[:12]
 
 
-def model_version(directory: str | Path, digest: str | None = None) -> str:
-    """``<directory name>-<weights digest>``: the version every output of a model directory carries
-    (``digest``, when the caller has already hashed the weights, saves reading them twice)."""
-    return f"{Path(directory).name}-{digest or weights_digest(directory)}"
+def config_digest(config: ModelConfig) -> str:
+    """First 6 hex digits of the SHA-256 of ``config``'s canonical JSON (sorted keys)."""
+    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
+
+
+def model_version(directory: str | Path, digest: str | None = None, config: ModelConfig | None = None) -> str:
+    """``<directory name>-<weights digest>.<config digest>``: the version every output of a model
+    directory carries. The config part because calibration rewrites the answer rule and the
+    ``unknown`` thresholds in ``config.json`` without touching the weights, and the answers change
+    with them. ``digest`` and ``config``, when the caller already has them, save reading the files."""
+    config = config or ModelConfig.load(Path(directory) / CONFIG_FILE)
+    return f"{Path(directory).name}-{digest or weights_digest(directory)}.{config_digest(config)}"
