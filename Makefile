@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 ONNX := models/default/visual.onnx
 
 $(ONNX): $(STAMP) models/default/model.safetensors src/personvlm/models/onnx_graphs.py \
-		src/personvlm/models/onnx_visual.py src/personvlm/models/onnx_decoder.py
+		src/personvlm/models/onnx_visual.py src/personvlm/models/onnx_decoder.py \
+		src/personvlm/models/encoders.py src/personvlm/models/visual_tokens.py
 	$(VENV)/bin/personvlm model export-onnx models/default
 
 lint: $(STAMP)

@@ -45,6 +45,40 @@ def test_visual_tokens_keep_where_things_are():
     assert not torch.allclose(flat[0, 0], flat[0, 31])
 
 
+@pytest.mark.parametrize("grid", [(16, 8), (8, 4)])
+def test_visual_tokens_from_maps_equal_tokens_of_the_concatenated_map(grid):
+    """``from_maps`` (the exported graph's form: coarse maps projected at their own size, LayerNorm
+    from per-block sums) must give the tokens of the concatenated, resized map: a coarser map
+    repeated, a finer one pooled, one at the grid's size as is, with LayerNorm's scale and shift and
+    the projection's bias all non-trivial; a grid that pools the map again takes the plain path."""
+    from personvlm.models.encoders import resize_map
+
+    torch.manual_seed(0)
+    maps = [torch.rand(2, 40, 8, 4) * 6, torch.randn(2, 12, 32, 16), torch.randn(2, 8, 16, 8) + 2.0]
+    size = (16, 8)
+    tokens = VisualTokens(in_channels=60, width=32, grid=grid).eval()
+    with torch.no_grad():
+        for parameter in tokens.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+        expected = tokens(torch.cat([resize_map(m, size) for m in maps], dim=1))
+        got = tokens.from_maps(maps, size)
+    assert got.shape == expected.shape == (2, grid[0] * grid[1], 32)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_maps_are_what_forward_concatenates():
+    from personvlm.models.encoders import build_encoder, resize_map
+
+    torch.manual_seed(0)
+    encoder = build_encoder("tiny_cnn", taps=(0, 2), map_size=(8, 4)).eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        maps = encoder.maps(x)
+        size = encoder.output_size(maps)
+        assert size == (8, 4) and len(maps) == 3
+        assert torch.equal(torch.cat([resize_map(m, size) for m in maps], dim=1), encoder(x))
+
+
 def test_encode_images_shape(model):
     with torch.inference_mode():
         visual = model.encode_images(torch.randn(3, 3, 256, 128))

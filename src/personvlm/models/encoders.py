@@ -33,13 +33,18 @@ BN_EPS = 1e-3  # the TensorFlow value the EfficientNet weights were trained with
 ENCODE_CHUNK = 4
 
 
-def _resize(feature_map: Tensor, size: tuple[int, int]) -> Tensor:
+def is_coarser(feature_map: Tensor, size: tuple[int, int]) -> bool:
+    """Whether ``resize_map`` repeats ``feature_map``'s cells to reach ``size`` (rather than pooling)."""
+    h, w = feature_map.shape[-2:]
+    return h < size[0] or w < size[1]
+
+
+def resize_map(feature_map: Tensor, size: tuple[int, int]) -> Tensor:
     """Average-pool a map down to ``size``; a coarser one (the head's stride-32 map on a finer grid)
     is repeated cell by cell (nearest), so each output cell still sees only its own part of the crop."""
-    h, w = feature_map.shape[-2:]
-    if h >= size[0] and w >= size[1]:
-        return F.adaptive_avg_pool2d(feature_map, size)
-    return F.interpolate(feature_map, size=size, mode="nearest")
+    if is_coarser(feature_map, size):
+        return F.interpolate(feature_map, size=size, mode="nearest")
+    return F.adaptive_avg_pool2d(feature_map, size)
 
 
 class Encoder(nn.Module):
@@ -94,6 +99,15 @@ class Encoder(nn.Module):
 
     def run_suffix(self, parts: list[Tensor], k: int) -> Tensor:
         """``stages[k:]`` and the head on ``run_prefix(x, k)``, then the tapped maps concatenated."""
+        maps = self.suffix_maps(parts, k)
+        if len(maps) == 1 and self.map_size is None:
+            return maps[0]
+        size = self.output_size(maps)
+        return torch.cat([resize_map(m, size) for m in maps], dim=1)
+
+    def suffix_maps(self, parts: list[Tensor], k: int) -> list[Tensor]:
+        """What ``run_suffix`` concatenates, each map at its own size: ``[head output, *tapped maps]``
+        (``VisualTokens.from_maps`` projects them without building the concatenation)."""
         x, tapped = parts[0], list(parts[1:])
         if k - 1 in self.taps:
             tapped.append(x)
@@ -101,11 +115,15 @@ class Encoder(nn.Module):
             x = self.stages[i](x)
             if i in self.taps:
                 tapped.append(x)
-        x = self.head(x)
-        if not tapped and self.map_size is None:
-            return x
-        size = self.map_size or tuple(x.shape[-2:])
-        return torch.cat([_resize(m, size) for m in (x, *tapped)], dim=1)
+        return [self.head(x), *tapped]
+
+    def maps(self, x: Tensor) -> list[Tensor]:
+        """``suffix_maps`` of the whole pass: ``forward`` before the concatenation."""
+        return self.suffix_maps(self.run_prefix(x, 0), 0)
+
+    def output_size(self, maps: list[Tensor]) -> tuple[int, int]:
+        """The size ``run_suffix`` resizes ``maps`` to: ``map_size``, or the head's own."""
+        return self.map_size or tuple(maps[0].shape[-2:])  # type: ignore[return-value]
 
     @property
     def frozen_stages(self) -> int:

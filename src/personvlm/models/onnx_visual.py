@@ -33,13 +33,14 @@ from personvlm.schema import ATTRIBUTES
 ONNX_FILE = "visual.onnx"
 # What the graph computes and how its outputs are laid out; bump it when ``_VisualAndHeads`` changes,
 # so graphs written by an older exporter are rebuilt rather than misread.
-FORMAT = "visual+head_logits/1"
+FORMAT = "visual+head_logits/2"  # 2: visual tokens by ``VisualTokens.from_maps``
 INPUT, VISUAL, LOGITS = "images", "visual", "head_logits"
 
 
 class _VisualAndHeads(nn.Module):
-    """What the graph computes: ``encode_images`` and ``head_logits``, the logits concatenated in
-    schema order (ONNX outputs are tensors, not dicts)."""
+    """What the graph computes: ``encode_images`` (in the form ``VisualTokens.from_maps`` computes
+    faster) and ``head_logits``, the logits concatenated in schema order (ONNX outputs are tensors,
+    not dicts)."""
 
     def __init__(self, model: PersonVLM) -> None:
         super().__init__()
@@ -48,7 +49,8 @@ class _VisualAndHeads(nn.Module):
         self.heads = copy.deepcopy(model.heads)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        visual = self.visual_tokens(self.encoder(images))
+        maps = self.encoder.maps(images)
+        visual = self.visual_tokens.from_maps(maps, self.encoder.output_size(maps))
         logits = self.heads(visual)
         return visual, torch.cat([logits[a.name] for a in ATTRIBUTES], dim=1)
 
