@@ -25,7 +25,6 @@ class VisualTokens(nn.Module):
             nn.LayerNorm(in_channels), nn.Linear(in_channels, width), nn.GELU(), nn.Linear(width, width),
         )
         # Factorised 2-D position: a row embedding plus a column embedding per cell.
-        self.grid = (rows, cols)
         self.row = nn.Parameter(torch.randn(rows, 1, width) * 0.02)
         self.col = nn.Parameter(torch.randn(1, cols, width) * 0.02)
         self.drop = nn.Dropout(dropout)
@@ -53,7 +52,7 @@ class VisualTokens(nn.Module):
         The same function to float rounding (a test holds it to 1e-5); used where speed matters
         (the exported graph), while training keeps the plain form.
         """
-        if tuple(size) != self.grid:  # the grid pools the map again: no shortcut
+        if tuple(size) != (self.row.shape[0], self.col.shape[1]):  # the grid pools the map again: no shortcut
             return self(torch.cat([resize_map(m, size) for m in maps], dim=1))
         norm, first = self.project[0], self.project[1]
         scaled = first.weight * norm.weight  # [width, C]: gamma folded into the projection
