@@ -221,6 +221,15 @@ def test_per_attribute_rule_takes_each_attributes_best_allowed_correction(tmp_pa
         choose_per_attribute(describer, records, 1.5)
 
 
+def test_a_per_attribute_rule_for_a_model_without_head_balance_is_refused_before_encoding(tmp_path, labelled):
+    plain = tmp_path / "plain"
+    Describer.tiny(seed=0).save_pretrained(plain)
+    before = (plain / "config.json").read_text()
+    result = CliRunner().invoke(app, ["model", "calibrate", str(plain), str(labelled), "--max-accuracy-drop", "0.02"])
+    assert result.exit_code == 1 and "--max-accuracy-drop" in result.stderr and "without head_balance" in result.stderr
+    assert "encoding" not in result.stderr and (plain / "config.json").read_text() == before
+
+
 def test_calibrate_stores_the_per_attribute_rule_and_describe_uses_it(tmp_path, labelled):
     from personvlm.models.answer_rules import choose_per_attribute
 

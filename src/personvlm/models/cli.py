@@ -128,6 +128,9 @@ def calibrate(
         if prior_correction is not None:
             describer.model.set_prior_correction(prior_correction)
         if max_accuracy_drop is not None:
+            if describer.model.config.head_balance == 0:
+                raise ConfigError("--max-accuracy-drop: this model was trained without head_balance, so it has no "
+                                  "prior correction to choose per attribute")
             rule = _choose_rule(describer, records, max_accuracy_drop)
             console.print(_rule_table(rule, max_accuracy_drop))
             describer.model.set_prior_correction(rule.reference, rule.corrections)
