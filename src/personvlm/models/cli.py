@@ -109,8 +109,8 @@ def calibrate(
     max_accuracy_drop: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="Also choose each attribute's prior_correction (0, 0.25, 0.5, 0.75 or 1) on these "
         "rows: the one with the highest label mA whose accuracy is at most this far below the accuracy at the "
-        "model's (or --prior-correction's) rule. Stored as prior_corrections. Default: no per-attribute rule "
-        "is chosen.")] = None,
+        "model's (or --prior-correction's) rule. Stored as prior_corrections. Default: none is chosen; the "
+        "model's own rule, per-attribute overrides included, is kept unless --prior-correction is given.")] = None,
 ) -> None:
     """Calibrate per-attribute 'unknown' thresholds on labelled validation data (never the test split).
 
