@@ -109,7 +109,12 @@ class PerAttributeRule:
     @property
     def corrections(self) -> dict[str, float]:
         """The overrides to store (``ModelConfig.prior_corrections``): attributes the rule moves."""
-        return {name: rule.correction for name, rule in self.attributes.items() if rule.correction != self.reference}
+        return _overrides(self.attributes, self.reference)
+
+
+def _overrides(attributes: Mapping[str, AttributeRule], reference: float) -> dict[str, float]:
+    """Each attribute whose chosen correction is not ``reference``, with that correction."""
+    return {name: rule.correction for name, rule in attributes.items() if rule.correction != reference}
 
 
 def _per_attribute(metrics: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
@@ -148,6 +153,5 @@ def choose_per_attribute(describer: Describer, records: Sequence[Record], max_ac
         best = max(allowed, key=lambda v: (round(figures[v][1][name], 12), v))
         chosen[name] = AttributeRule(best, figures[best][0][name], ref_accuracy[name], figures[best][1][name],
                                      ref_label_mA[name])
-    overrides = {name: rule.correction for name, rule in chosen.items() if rule.correction != reference}
-    score = _score(reference, _metrics_under(model, raw, truths, reference, overrides))
+    score = _score(reference, _metrics_under(model, raw, truths, reference, _overrides(chosen, reference)))
     return PerAttributeRule(reference, chosen, score, _score(reference, metrics[reference]))
