@@ -74,8 +74,8 @@ class VisualTokens(nn.Module):
         than ``size`` and its cells repeated after (nearest, as ``resize_map`` repeats them). The
         projection is a 1x1 convolution: the map stays in the layout the encoder left it in."""
         coarse = is_coarser(feature_map, size)
-        x = feature_map if coarse else F.adaptive_avg_pool2d(feature_map, size)
+        x = feature_map if coarse else resize_map(feature_map, size)
         sums = torch.cat([F.conv2d(x, block[:, :, None, None]), x.sum(1, keepdim=True), (x * x).sum(1, keepdim=True)],
                          dim=1)
-        return F.interpolate(sums, size=size, mode="nearest") if coarse else sums
+        return resize_map(sums, size) if coarse else sums
 
